@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""Demo app: `cdk synth` exports a small demo dataset; `-c dataset_arn=arn:...` exports yours."""
+
+from aws_cdk import App
+
+from demo.demo_stack import DemoStack
+
+
+def build(app: App) -> DemoStack:
+    return DemoStack(app, "PersonalizeExportDemo", dataset_arn=app.node.try_get_context("dataset_arn"))
+
+
+if __name__ == "__main__":
+    app = App()
+    build(app)
+    app.synth()

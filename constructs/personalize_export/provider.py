@@ -1,0 +1,94 @@
+"""The one Provider per stack that every DatasetExportJob in that stack shares."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from aws_cdk import Duration, RemovalPolicy, Stack, SymlinkFollowMode
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from personalize_export.runtime.export_job.contract import IS_COMPLETE_ENTRY, ON_EVENT_ENTRY
+
+PROVIDER_ID = "PersonalizeExportProvider"
+POLL_INTERVAL = Duration.seconds(30)
+# CloudFormation waits at most one hour for a custom resource, whatever the waiter is told.
+CLOUDFORMATION_MAX_WAIT = Duration.hours(1)
+HANDLER_TIMEOUT = Duration.minutes(1)
+HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
+ASSET_EXCLUDES = ["__pycache__", "*.pyc"]
+
+
+def handler_asset_path() -> str:
+    """The handler's folder, found through the installed package, never the working directory."""
+    return str(files("personalize_export.runtime"))
+
+
+class ExportJobProvider(Construct):
+    """Two small Python functions (onEvent, isComplete) behind one custom-resources Provider."""
+
+    @classmethod
+    def of(cls, scope: Construct) -> ExportJobProvider:
+        stack = Stack.of(scope)
+        existing = stack.node.try_find_child(PROVIDER_ID)
+        if isinstance(existing, ExportJobProvider):
+            return existing
+        return cls(stack, PROVIDER_ID)
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(
+            self,
+            "HandlerLogs",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.handler_role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Runs Personalize dataset export jobs for this stack's DatasetExportJobs",
+        )
+        log_group.grant_write(self.handler_role)
+        code = lambda_.Code.from_asset(
+            handler_asset_path(),
+            exclude=ASSET_EXCLUDES,
+            # An editable install links the handler's files: bundle what they point to.
+            follow_symlinks=SymlinkFollowMode.ALWAYS,
+        )
+        self.on_event_function = self._function("OnEvent", ON_EVENT_ENTRY, code, log_group)
+        self.is_complete_function = self._function(
+            "IsComplete", IS_COMPLETE_ENTRY, code, log_group
+        )
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.on_event_function,
+            is_complete_handler=self.is_complete_function,
+            query_interval=POLL_INTERVAL,
+            total_timeout=CLOUDFORMATION_MAX_WAIT,
+        )
+
+    @property
+    def service_token(self) -> str:
+        return self.provider.service_token
+
+    def _function(
+        self, construct_id: str, entry: str, code: lambda_.Code, log_group: logs.ILogGroup
+    ) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            construct_id,
+            runtime=HANDLER_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=entry,
+            code=code,
+            role=self.handler_role,
+            timeout=HANDLER_TIMEOUT,
+            memory_size=256,
+            log_group=log_group,
+            description=f"Personalize dataset export job custom resource: {construct_id}",
+        )

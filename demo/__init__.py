@@ -1,0 +1,1 @@
+"""The demo app's stack: a small Personalize dataset, imported and then exported."""

@@ -1,0 +1,1 @@
+"""The custom-resource handler that runs Personalize dataset export jobs."""

@@ -1,0 +1,129 @@
+"""What a CloudFormation event asks for: the export settings, the job name and the job ARN."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .contract import (
+    DEFAULT_INGESTION_MODE,
+    EXPORT_SETTINGS,
+    JOB_NAME_HASH_LENGTH,
+    JOB_NAME_PREFIX_MAX_LENGTH,
+    Prop,
+)
+
+Event = Mapping[str, Any]
+
+_NAME_ILLEGAL = re.compile(r"[^a-zA-Z0-9\-_]+")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """The export a resource's properties describe, normalized the way the service sees it."""
+
+    dataset_arn: str
+    ingestion_mode: str
+    role_arn: str
+    output_path: str
+    kms_key_arn: str
+    job_name: str
+    job_name_prefix: str
+    run_id: str
+    tags: tuple[tuple[str, str], ...]
+    timeout_seconds: int
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> ExportRequest:
+        def text(key: str) -> str:
+            return str(properties.get(key) or "").strip()
+
+        return cls(
+            dataset_arn=text(Prop.DATASET_ARN),
+            ingestion_mode=(text(Prop.INGESTION_MODE) or DEFAULT_INGESTION_MODE).upper(),
+            role_arn=text(Prop.ROLE_ARN),
+            output_path=normalize_output_path(text(Prop.OUTPUT_PATH)),
+            kms_key_arn=text(Prop.KMS_KEY_ARN),
+            job_name=text(Prop.JOB_NAME),
+            job_name_prefix=text(Prop.JOB_NAME_PREFIX),
+            run_id=text(Prop.RUN_ID),
+            tags=parse_tags(properties.get(Prop.TAGS)),
+            timeout_seconds=int(text(Prop.TIMEOUT_SECONDS) or "0"),
+        )
+
+    def export_settings(self) -> dict[str, str]:
+        """The settings whose change means a new export (see contract.EXPORT_SETTINGS)."""
+        values = {
+            Prop.DATASET_ARN: self.dataset_arn,
+            Prop.INGESTION_MODE: self.ingestion_mode,
+            Prop.ROLE_ARN: self.role_arn,
+            Prop.OUTPUT_PATH: self.output_path,
+            Prop.KMS_KEY_ARN: self.kms_key_arn,
+            Prop.JOB_NAME: self.job_name,
+            Prop.RUN_ID: self.run_id,
+        }
+        return {key: values[key] for key in EXPORT_SETTINGS}
+
+    def create_arguments(self, job_name: str) -> dict[str, Any]:
+        """Keyword arguments for CreateDatasetExportJob."""
+        destination: dict[str, str] = {"path": self.output_path}
+        if self.kms_key_arn:
+            destination["kmsKeyArn"] = self.kms_key_arn
+        arguments: dict[str, Any] = {
+            "jobName": job_name,
+            "datasetArn": self.dataset_arn,
+            "ingestionMode": self.ingestion_mode,
+            "roleArn": self.role_arn,
+            "jobOutput": {"s3DataDestination": destination},
+        }
+        if self.tags:
+            arguments["tags"] = [{"tagKey": key, "tagValue": value} for key, value in self.tags]
+        return arguments
+
+
+def normalize_output_path(path: str) -> str:
+    """Personalize treats the path as a prefix: keep exactly one trailing slash."""
+    return path.rstrip("/") + "/" if path else ""
+
+
+def parse_tags(raw: object) -> tuple[tuple[str, str], ...]:
+    """Tags arrive as [{"tagKey": k, "tagValue": v}]; order is not significant."""
+    if not isinstance(raw, list):
+        return ()
+    pairs = {(str(tag.get("tagKey", "")), str(tag.get("tagValue", ""))) for tag in raw}
+    return tuple(sorted(pairs))
+
+
+def job_name_for(request: ExportRequest, event: Event) -> str:
+    """The user's name if given; otherwise one unique to this stack, resource and request.
+
+    A retried request carries the same RequestId, so it derives the same name and finds its job.
+    """
+    if request.job_name:
+        return request.job_name
+    seed = "|".join((event["StackId"], event["LogicalResourceId"], event["RequestId"]))
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:JOB_NAME_HASH_LENGTH]
+    prefix = job_name_prefix(request.job_name_prefix or event["LogicalResourceId"])
+    return f"{prefix}-{digest}" if prefix else digest
+
+
+def job_name_prefix(text: str) -> str:
+    """A prefix that keeps a derived name valid: legal characters only, room left for the hash.
+
+    The construct uses it too, to scope the handler's permissions to the names it will derive.
+    """
+    prefix = _NAME_ILLEGAL.sub("-", text).lstrip("-_")
+    return prefix[-JOB_NAME_PREFIX_MAX_LENGTH:].lstrip("-_")
+
+
+def job_arn_for(event: Event, job_name: str) -> str:
+    """Export job ARNs are built from the name, in the stack's partition, region and account."""
+    _, partition, _, region, account = event["StackId"].split(":")[:5]
+    return f"arn:{partition}:personalize:{region}:{account}:dataset-export-job/{job_name}"
+
+
+def job_name_of(job_arn: str) -> str:
+    return job_arn.rsplit("/", 1)[-1]

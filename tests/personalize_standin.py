@@ -1,0 +1,624 @@
+"""Local stand-in for Amazon Personalize dataset export jobs, spoken over AWS JSON 1.1 HTTP.
+
+Each DescribeDatasetExportJob advances the job first and then returns it: a job spends
+`polls_per_state` describes in CREATE PENDING and as many in CREATE IN_PROGRESS, so with the
+default of 1 the first describe shows CREATE IN_PROGRESS and the second ACTIVE. Nothing else
+(listing included) advances a job.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import copy
+import json
+import re
+import socket
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+
+import boto3
+from botocore.config import Config
+
+TARGET_PREFIX = "AmazonPersonalize."
+PENDING = "CREATE PENDING"
+IN_PROGRESS = "CREATE IN_PROGRESS"
+ACTIVE = "ACTIVE"
+FAILED = "CREATE FAILED"
+INGESTION_MODES = ("BULK", "PUT", "ALL")
+MAX_TAGS = 200
+MAX_RESULTS = 100
+SERVER_ERROR_CODES = {500: "InternalFailure", 503: "ServiceUnavailable"}
+_TAG_EXTRA_CHARS = frozenset("_.:/=+-@")
+
+Body = dict[str, Any]
+Reply = tuple[int, Body]
+
+
+def _tag_text_matches(value: str) -> bool:
+    """Match `^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$` using Unicode categories."""
+    return all(unicodedata.category(char)[0] in "LZN" or char in _TAG_EXTRA_CHARS for char in value)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """Length and pattern constraints of one string member, as in the service model."""
+
+    pattern: str
+    max_len: int
+    min_len: int = 0
+    matcher: Callable[[str], bool] | None = None
+
+    def matches(self, value: str) -> bool:
+        """Whether the whole value satisfies the pattern."""
+        if self.matcher is not None:
+            return self.matcher(value)
+        return re.fullmatch(self.pattern, value, re.ASCII) is not None
+
+
+_NAME = _Rule(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*", 63, 1)
+_ARN = _Rule(r"arn:([a-z\d-]+):personalize:.*:.*:.+", 256)
+_ROLE_ARN = _Rule(r"arn:([a-z\d-]+):iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+", 256)
+_S3_PATH = _Rule(r"(s3|http|https)://.+", 256)
+_KMS_KEY_ARN = _Rule(r"arn:aws.*:kms:.*:[0-9]{12}:key/.*", 2048)
+_TAG_PATTERN = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$"
+_TAG_KEY = _Rule(_TAG_PATTERN, 128, 1, _tag_text_matches)
+_TAG_VALUE = _Rule(_TAG_PATTERN, 256, 0, _tag_text_matches)
+
+
+class ServiceError(Exception):
+    """An error the stand-in answers with: an AWS error code, an HTTP status and a message."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def reply(self) -> Reply:
+        """The HTTP status and the AWS JSON 1.1 error body."""
+        return self.status, {"__type": self.code, "message": self.message}
+
+
+def _violation(value: Any, path: str, rule: str) -> str:
+    shown = "null" if value is None else f"'{value}'"
+    return f"Value {shown} at '{path}' failed to satisfy constraint: Member must {rule}"
+
+
+def _string_errors(value: Any, path: str, rule: _Rule, *, required: bool) -> list[str]:
+    if value is None:
+        return [_violation(None, path, "not be null")] if required else []
+    if not isinstance(value, str):
+        return [_violation(value, path, "be a string")]
+    checks = (
+        (len(value) >= rule.min_len, f"have length greater than or equal to {rule.min_len}"),
+        (len(value) <= rule.max_len, f"have length less than or equal to {rule.max_len}"),
+        (rule.matches(value), f"satisfy regular expression pattern: {rule.pattern}"),
+    )
+    return [_violation(value, path, text) for satisfied, text in checks if not satisfied]
+
+
+def _enum_errors(value: Any, path: str, allowed: tuple[str, ...]) -> list[str]:
+    if value is None or value in allowed:
+        return []
+    return [_violation(value, path, f"satisfy enum value set: [{', '.join(allowed)}]")]
+
+
+def _structure(value: Any, path: str) -> tuple[Body, list[str]]:
+    if isinstance(value, dict):
+        return value, []
+    rule = "not be null" if value is None else "be a structure"
+    return {}, [_violation(value, path, rule)]
+
+
+def _job_output_errors(job_output: Any) -> list[str]:
+    output, errors = _structure(job_output, "jobOutput")
+    if errors:
+        return errors
+    path = "jobOutput.s3DataDestination"
+    destination, errors = _structure(output.get("s3DataDestination"), path)
+    if errors:
+        return errors
+    s3_path = _string_errors(destination.get("path"), f"{path}.path", _S3_PATH, required=True)
+    kms_key = destination.get("kmsKeyArn")
+    return s3_path + _string_errors(kms_key, f"{path}.kmsKeyArn", _KMS_KEY_ARN, required=False)
+
+
+def _tag_errors(tag: Any, path: str) -> list[str]:
+    members, errors = _structure(tag, path)
+    if errors:
+        return errors
+    key = members.get("tagKey")
+    errors = _string_errors(key, f"{path}.tagKey", _TAG_KEY, required=True)
+    if isinstance(key, str) and key.lower().startswith("aws:"):
+        errors.append(_violation(key, f"{path}.tagKey", "not begin with 'aws:'"))
+    return errors + _string_errors(
+        members.get("tagValue"), f"{path}.tagValue", _TAG_VALUE, required=True
+    )
+
+
+def _tags_errors(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list):
+        return [_violation(tags, "tags", "be a list")]
+    errors = []
+    if len(tags) > MAX_TAGS:
+        errors.append(_violation(tags, "tags", f"have length less than or equal to {MAX_TAGS}"))
+    for index, tag in enumerate(tags, start=1):
+        errors += _tag_errors(tag, f"tags.{index}.member")
+    return errors
+
+
+def _create_errors(body: Body) -> list[str]:
+    return (
+        _string_errors(body.get("jobName"), "jobName", _NAME, required=True)
+        + _string_errors(body.get("datasetArn"), "datasetArn", _ARN, required=True)
+        + _enum_errors(body.get("ingestionMode"), "ingestionMode", INGESTION_MODES)
+        + _string_errors(body.get("roleArn"), "roleArn", _ROLE_ARN, required=True)
+        + _job_output_errors(body.get("jobOutput"))
+        + _tags_errors(body.get("tags"))
+    )
+
+
+def _max_results_errors(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, int) or isinstance(value, bool):
+        return [_violation(value, "maxResults", "be an integer")]
+    if not 1 <= value <= MAX_RESULTS:
+        return [_violation(value, "maxResults", f"be between 1 and {MAX_RESULTS}")]
+    return []
+
+
+def _raise_invalid(errors: list[str]) -> None:
+    if errors:
+        plural = "s" if len(errors) > 1 else ""
+        detail = "; ".join(errors)
+        raise ServiceError(
+            "InvalidInputException", f"{len(errors)} validation error{plural} detected: {detail}"
+        )
+
+
+def _not_found(arn: str) -> ServiceError:
+    return ServiceError("ResourceNotFoundException", f"Could not find resource with ARN {arn}")
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _decode_token(token: Any) -> int:
+    if token is None:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(str(token)))["offset"]
+    except (binascii.Error, ValueError, TypeError, KeyError) as error:
+        raise ServiceError("InvalidNextTokenException", "The next token is invalid") from error
+    if not isinstance(offset, int) or offset < 0:
+        raise ServiceError("InvalidNextTokenException", "The next token is invalid")
+    return offset
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the stand-in received (faulted ones included)."""
+
+    operation: str
+    body: Body
+
+
+@dataclass
+class ExportJob:
+    """A dataset export job: the DescribeDatasetExportJob fields, its tags and poll counters."""
+
+    job_name: str
+    dataset_export_job_arn: str
+    dataset_arn: str
+    ingestion_mode: str
+    role_arn: str
+    job_output: Body
+    creation_date_time: float
+    last_updated_date_time: float
+    status: str = PENDING
+    failure_reason: str | None = None
+    tags: list[dict[str, str]] = field(default_factory=list)
+    polls: int = 0
+    polls_in_status: int = 0
+    final_status: str | None = ACTIVE
+    final_failure_reason: str | None = None
+
+    def advance(self, polls_per_state: int) -> None:
+        """Count one describe and move on once the current status has been seen often enough."""
+        self.polls += 1
+        self.polls_in_status += 1
+        following = self._following_status()
+        if following is None or self.polls_in_status < polls_per_state:
+            return
+        self.status = following
+        self.polls_in_status = 0
+        self.last_updated_date_time = _now()
+        if following == FAILED:
+            self.failure_reason = self.final_failure_reason
+
+    def _following_status(self) -> str | None:
+        if self.status == PENDING:
+            return IN_PROGRESS
+        if self.status == IN_PROGRESS:
+            return self.final_status
+        return None
+
+    def summary(self) -> Body:
+        """The DatasetExportJobSummary shape."""
+        summary: Body = {
+            "datasetExportJobArn": self.dataset_export_job_arn,
+            "jobName": self.job_name,
+            "status": self.status,
+            "creationDateTime": self.creation_date_time,
+            "lastUpdatedDateTime": self.last_updated_date_time,
+        }
+        if self.failure_reason is not None:
+            summary["failureReason"] = self.failure_reason
+        return summary
+
+    def description(self) -> Body:
+        """The DatasetExportJob shape returned by DescribeDatasetExportJob."""
+        return {
+            **self.summary(),
+            "datasetArn": self.dataset_arn,
+            "ingestionMode": self.ingestion_mode,
+            "roleArn": self.role_arn,
+            "jobOutput": copy.deepcopy(self.job_output),
+        }
+
+
+@dataclass(frozen=True)
+class _Fault:
+    code: str
+    status: int
+    message: str
+    operation: str | None
+    take_effect: bool
+
+    def matches(self, operation: str) -> bool:
+        return self.operation is None or self.operation == operation
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    final_status: str | None
+    failure_reason: str | None = None
+
+
+class PersonalizeStandIn:
+    """An in-process HTTP server that answers boto3's Personalize export-job calls."""
+
+    def __init__(
+        self,
+        *,
+        account: str = "123456789012",
+        region: str = "us-east-1",
+        partition: str = "aws",
+        polls_per_state: int = 1,
+    ) -> None:
+        if polls_per_state < 1:
+            raise ValueError("polls_per_state must be at least 1")
+        self.account = account
+        self.region = region
+        self.partition = partition
+        self.polls_per_state = polls_per_state
+        self.calls: list[Call] = []
+        self.jobs: dict[str, ExportJob] = {}
+        self.datasets: set[str] | None = None
+        self._faults: list[_Fault] = []
+        self._outcomes: list[_Outcome] = []
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> PersonalizeStandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> PersonalizeStandIn:
+        """Listen on an ephemeral 127.0.0.1 port and serve from a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("the stand-in is already running")
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="personalize-standin",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections and close the socket; safe to call twice."""
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join()
+
+    @property
+    def endpoint_url(self) -> str:
+        """The URL to pass to boto3 as endpoint_url."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def client(self, *, parameter_validation: bool = True) -> Any:
+        """A real boto3 Personalize client aimed at the stand-in that never retries."""
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": 1},
+            parameter_validation=parameter_validation,
+        )
+        return boto3.client(
+            "personalize",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=config,
+        )
+
+    def job_arn(self, job_name: str) -> str:
+        """The ARN the service gives a dataset export job of this name."""
+        return (
+            f"arn:{self.partition}:personalize:{self.region}:{self.account}"
+            f":dataset-export-job/{job_name}"
+        )
+
+    def operations(self) -> list[str]:
+        """The operation names of every call received, in order."""
+        with self._lock:
+            return [call.operation for call in self.calls]
+
+    def inject_error(
+        self,
+        code: str,
+        *,
+        status: int = 400,
+        count: int = 1,
+        operation: str | None = None,
+        message: str = "Injected fault",
+        take_effect: bool = False,
+    ) -> None:
+        """Fail the next `count` matching calls with `code`; take_effect applies them first."""
+        fault = _Fault(code, status, message, operation, take_effect)
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    def throttle_next(self, count: int = 1, operation: str | None = None) -> None:
+        """Answer the next `count` matching calls with ThrottlingException (400)."""
+        self.inject_error(
+            "ThrottlingException", count=count, operation=operation, message="Rate exceeded"
+        )
+
+    def server_error_next(
+        self, count: int = 1, operation: str | None = None, status: int = 500
+    ) -> None:
+        """Fail the next `count` matching calls with InternalFailure (500) or ServiceUnavailable."""
+        code = SERVER_ERROR_CODES.get(status, "InternalFailure")
+        self.inject_error(code, status=status, count=count, operation=operation, message=code)
+
+    def fail_next_job(self, reason: str) -> None:
+        """Make the next job created end in CREATE FAILED with this failureReason."""
+        with self._lock:
+            self._outcomes.append(_Outcome(FAILED, reason))
+
+    def never_finish_next_job(self) -> None:
+        """Make the next job created stay in CREATE IN_PROGRESS forever."""
+        with self._lock:
+            self._outcomes.append(_Outcome(None))
+
+    def reset_faults(self) -> None:
+        """Drop every pending injected error and job outcome."""
+        with self._lock:
+            self._faults.clear()
+            self._outcomes.clear()
+
+    def handle(self, target: str, raw_body: bytes) -> Reply:
+        """Answer one request given its X-Amz-Target header and body."""
+        operation = target.removeprefix(TARGET_PREFIX)
+        with self._lock:
+            try:
+                body = self._parse(raw_body)
+            except ServiceError as error:
+                self.calls.append(Call(operation, {}))
+                return error.reply()
+            self.calls.append(Call(operation, copy.deepcopy(body)))
+            return self._answer(operation, body)
+
+    @staticmethod
+    def _parse(raw_body: bytes) -> Body:
+        try:
+            body = json.loads(raw_body or b"{}")
+        except ValueError as error:
+            raise ServiceError("SerializationException", "The body is not valid JSON") from error
+        if not isinstance(body, dict):
+            raise ServiceError("SerializationException", "The body must be a JSON object")
+        return body
+
+    def _answer(self, operation: str, body: Body) -> Reply:
+        fault = self._take_fault(operation)
+        if fault is not None and not fault.take_effect:
+            return ServiceError(fault.code, fault.message, fault.status).reply()
+        try:
+            result = self._dispatch(operation, body)
+        except ServiceError as error:
+            return error.reply()
+        if fault is not None:
+            return ServiceError(fault.code, fault.message, fault.status).reply()
+        return 200, result
+
+    def _take_fault(self, operation: str) -> _Fault | None:
+        for index, fault in enumerate(self._faults):
+            if fault.matches(operation):
+                return self._faults.pop(index)
+        return None
+
+    def _dispatch(self, operation: str, body: Body) -> Body:
+        handlers: dict[str, Callable[[Body], Body]] = {
+            "CreateDatasetExportJob": self._create_dataset_export_job,
+            "DescribeDatasetExportJob": self._describe_dataset_export_job,
+            "ListDatasetExportJobs": self._list_dataset_export_jobs,
+            "ListTagsForResource": self._list_tags_for_resource,
+        }
+        handler = handlers.get(operation)
+        if handler is None:
+            raise ServiceError("UnknownOperationException", f"Unknown operation {operation!r}")
+        return handler(body)
+
+    def _create_dataset_export_job(self, body: Body) -> Body:
+        _raise_invalid(_create_errors(body))
+        name, dataset_arn = body["jobName"], body["datasetArn"]
+        arn = self.job_arn(name)
+        if arn in self.jobs:
+            raise ServiceError(
+                "ResourceAlreadyExistsException", f"Dataset export job {name} already exists"
+            )
+        if self.datasets is not None and dataset_arn not in self.datasets:
+            raise _not_found(dataset_arn)
+        self.jobs[arn] = self._new_job(arn, body)
+        return {"datasetExportJobArn": arn}
+
+    def _new_job(self, arn: str, body: Body) -> ExportJob:
+        outcome = self._outcomes.pop(0) if self._outcomes else _Outcome(ACTIVE)
+        now = _now()
+        return ExportJob(
+            job_name=body["jobName"],
+            dataset_export_job_arn=arn,
+            dataset_arn=body["datasetArn"],
+            ingestion_mode=body.get("ingestionMode") or "PUT",
+            role_arn=body["roleArn"],
+            job_output=copy.deepcopy(body["jobOutput"]),
+            creation_date_time=now,
+            last_updated_date_time=now,
+            tags=copy.deepcopy(body.get("tags") or []),
+            final_status=outcome.final_status,
+            final_failure_reason=outcome.failure_reason,
+        )
+
+    def _known_job(self, body: Body, member: str) -> ExportJob:
+        arn = body.get(member)
+        _raise_invalid(_string_errors(arn, member, _ARN, required=True))
+        job = self.jobs.get(str(arn))
+        if job is None:
+            raise _not_found(str(arn))
+        return job
+
+    def _describe_dataset_export_job(self, body: Body) -> Body:
+        job = self._known_job(body, "datasetExportJobArn")
+        job.advance(self.polls_per_state)
+        return {"datasetExportJob": job.description()}
+
+    def _list_dataset_export_jobs(self, body: Body) -> Body:
+        dataset_arn = body.get("datasetArn")
+        max_results = body.get("maxResults")
+        _raise_invalid(
+            _string_errors(dataset_arn, "datasetArn", _ARN, required=False)
+            + _max_results_errors(max_results)
+        )
+        jobs = [j for j in self.jobs.values() if dataset_arn in (None, j.dataset_arn)]
+        start = _decode_token(body.get("nextToken"))
+        end = start + (max_results or MAX_RESULTS)
+        result: Body = {"datasetExportJobs": [job.summary() for job in jobs[start:end]]}
+        if end < len(jobs):
+            result["nextToken"] = _encode_token(end)
+        return result
+
+    def _list_tags_for_resource(self, body: Body) -> Body:
+        job = self._known_job(body, "resourceArn")
+        return {"tags": copy.deepcopy(job.tags)}
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that knows its stand-in and can drop open connections."""
+
+    daemon_threads = True
+
+    def __init__(self, standin: PersonalizeStandIn) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.standin = standin
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """Remember the connection, then serve it in its own thread."""
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
+        """Forget the connection and close it."""
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down every kept-alive connection so no handler thread answers after stop."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Turns AWS JSON 1.1 POSTs into PersonalizeStandIn.handle calls."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = -1
+
+    def do_POST(self) -> None:
+        """Answer one AWS JSON 1.1 request."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length)
+        standin = cast(_Server, self.server).standin
+        status, payload = standin.handle(self.headers.get("X-Amz-Target", ""), raw_body)
+        self._send(status, payload)
+
+    def _send(self, status: int, payload: Body) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if status >= 400:
+            self.send_header("x-amzn-ErrorType", str(payload["__type"]))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
