@@ -7,7 +7,9 @@ from demo.demo_stack import DemoStack
 
 
 def build(app: App) -> DemoStack:
-    return DemoStack(app, "PersonalizeExportDemo", dataset_arn=app.node.try_get_context("dataset_arn"))
+    return DemoStack(
+        app, "PersonalizeExportDemo", dataset_arn=app.node.try_get_context("dataset_arn")
+    )
 
 
 if __name__ == "__main__":

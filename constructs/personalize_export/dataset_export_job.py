@@ -33,9 +33,7 @@ from personalize_export.runtime.export_job.request import job_name_prefix
 PERSONALIZE = "personalize.amazonaws.com"
 # Room, inside CloudFormation's hour, to start the job and report its end.
 REPORTING_MARGIN = Duration.minutes(5)
-MAX_TIMEOUT = Duration.seconds(
-    CLOUDFORMATION_MAX_WAIT.to_seconds() - REPORTING_MARGIN.to_seconds()
-)
+MAX_TIMEOUT = Duration.seconds(CLOUDFORMATION_MAX_WAIT.to_seconds() - REPORTING_MARGIN.to_seconds())
 DEFAULT_TIMEOUT = MAX_TIMEOUT
 SERVICE_ROLE_S3_ACTIONS = ["s3:PutObject", "s3:ListBucket"]
 SERVICE_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:ListGrants"]

@@ -60,9 +60,7 @@ class ExportJobProvider(Construct):
             follow_symlinks=SymlinkFollowMode.ALWAYS,
         )
         self.on_event_function = self._function("OnEvent", ON_EVENT_ENTRY, code, log_group)
-        self.is_complete_function = self._function(
-            "IsComplete", IS_COMPLETE_ENTRY, code, log_group
-        )
+        self.is_complete_function = self._function("IsComplete", IS_COMPLETE_ENTRY, code, log_group)
         self.provider = cr.Provider(
             self,
             "Provider",

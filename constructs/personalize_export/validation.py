@@ -82,7 +82,9 @@ def check_output_prefix(prefix: str, bucket_name: str | None) -> list[str]:
     if prefix.startswith("/"):
         problems.append(f"output_prefix {prefix!r} must not start with '/' (S3 keys have none)")
     known = bucket_name is not None and is_literal(bucket_name)
-    bucket_length = len(bucket_name) if bucket_name is not None and known else BUCKET_NAME_MAX_LENGTH
+    bucket_length = (
+        len(bucket_name) if bucket_name is not None and known else BUCKET_NAME_MAX_LENGTH
+    )
     path_length = len("s3://") + bucket_length + 1 + len(prefix.rstrip("/")) + 1
     if path_length > OUTPUT_PATH_MAX_LENGTH:
         bucket_note = "" if known else f" with a bucket name of up to {bucket_length} chars"

@@ -89,8 +89,9 @@ def ensure_started(request: ExportRequest, job_name: str, job_arn: str) -> None:
         elif api.is_transient(error):
             log_line("start deferred", jobArn=job_arn, error=api.error_code(error))
         else:
-            raise ExportJobError(f"Could not start export job {job_arn}: "
-                                 f"{api.describe_error(error)}") from error
+            raise ExportJobError(
+                f"Could not start export job {job_arn}: {api.describe_error(error)}"
+            ) from error
 
 
 def adopt(request: ExportRequest, job_arn: str) -> None:
@@ -99,8 +100,9 @@ def adopt(request: ExportRequest, job_arn: str) -> None:
     except api.API_ERRORS as error:
         if api.is_transient(error):
             return
-        raise ExportJobError(f"Could not read existing export job {job_arn}: "
-                             f"{api.describe_error(error)}") from error
+        raise ExportJobError(
+            f"Could not read existing export job {job_arn}: {api.describe_error(error)}"
+        ) from error
     found = (job.get("datasetArn"), normalize_output_path(output_path_of(job)))
     if found != (request.dataset_arn, request.output_path):
         raise ExportJobError(
@@ -144,8 +146,9 @@ def read_job(request: ExportRequest, job_arn: str) -> tuple[dict[str, Any] | Non
             return None, "NOT STARTED"
         if api.is_transient(error):
             return None, f"UNKNOWN ({code} on DescribeDatasetExportJob)"
-        raise ExportJobError(f"Could not read export job {job_arn}: "
-                             f"{api.describe_error(error)}") from error
+        raise ExportJobError(
+            f"Could not read export job {job_arn}: {api.describe_error(error)}"
+        ) from error
 
 
 def attributes(job: dict[str, Any]) -> dict[str, str]:

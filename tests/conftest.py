@@ -1,0 +1,72 @@
+"""Shared fixtures: apps built with cdk.json's context, the Personalize stand-in, deploys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from deploy_sim import Deployment, FakeClock
+from personalize_standin import PersonalizeStandIn
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """What `cdk synth` passes the app: cdk.json's context."""
+    context: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
+    return context
+
+
+def new_app(outdir: Path | None = None, **context: Any) -> cdk.App:
+    return cdk.App(
+        context={**cdk_json_context(), **context},
+        outdir=str(outdir) if outdir else None,
+    )
+
+
+def template_of(stack: cdk.Stack) -> dict[str, Any]:
+    template: dict[str, Any] = cdk.assertions.Template.from_stack(stack).to_json()
+    return template
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> cdk.App:
+    return new_app(tmp_path / "cdk.out")
+
+
+@pytest.fixture
+def stack(app: cdk.App) -> cdk.Stack:
+    return cdk.Stack(app, "TestStack")
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[PersonalizeStandIn]:
+    """A running stand-in; boto3's default endpoint resolution points at it."""
+    with PersonalizeStandIn() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE", server.endpoint_url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", server.region)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        yield server
+
+
+DeploymentFactory = Callable[[cdk.App, str], Deployment]
+
+
+@pytest.fixture
+def deployment_of() -> DeploymentFactory:
+    """Synthesize an app and return a simulated deployment of one of its stacks."""
+
+    def build(app: cdk.App, stack_name: str) -> Deployment:
+        assembly = app.synth()
+        return Deployment(Path(assembly.directory), stack_name, FakeClock())
+
+    return build

@@ -1,0 +1,428 @@
+"""A deploy of a synthesized app, simulated the way CloudFormation and the CDK Provider framework
+run it, with the handler loaded from the synthesized Lambda asset and talking to the stand-in.
+
+What is simulated (NOTES.md, aws-cdk custom-resources framework):
+- every scalar property reaches the handler as a string;
+- onEvent's result (PhysicalResourceId, Data and any other field) is merged into each isComplete
+  event; isComplete is polled every IntervalSeconds, at most MaxAttempts times, as the waiter state
+  machine in the template says; an exception in either handler fails the resource at once;
+- Delete may not change the PhysicalResourceId; a failed Create is answered with the framework's
+  CREATE_FAILED marker and the Delete that follows it never reaches the handler;
+- an Update that returns a new PhysicalResourceId is a replacement: a Delete for the old id follows;
+- the response to CloudFormation must stay under 4096 bytes.
+Other resources get plausible physical ids, so every Ref, Fn::GetAtt and Fn::Join resolves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from personalize_export.runtime.export_job.contract import RESOURCE_TYPE
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PARTITION = "aws"
+STACK_GUID = "5f2c0e3a-0000-4000-8000-0123456789ab"
+STACK_ID = f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/Sim/{STACK_GUID}"
+CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
+MAX_RESPONSE_BYTES = 4096
+
+Template = dict[str, Any]
+
+
+class FakeClock:
+    """Stands in for the handler's `time` module: the simulated waiter moves it forward."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Handler:
+    """The onEvent and isComplete entry points, imported from the Lambda asset."""
+
+    on_event: Callable[[dict[str, Any], object], dict[str, Any]]
+    is_complete: Callable[[dict[str, Any], object], dict[str, Any]]
+    modules: dict[str, ModuleType]
+
+
+@dataclass
+class Outcome:
+    """What the framework answered CloudFormation for one event."""
+
+    status: str
+    physical_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    polls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "SUCCESS"
+
+
+@dataclass
+class Waiter:
+    interval_seconds: int
+    max_attempts: int
+
+
+def stringify(value: Any) -> Any:
+    """CloudFormation hands custom resources every scalar as a string."""
+    if isinstance(value, dict):
+        return {key: stringify(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [stringify(item) for item in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@contextmanager
+def asset_handler(
+    asset_dir: Path, on_event: str, is_complete: str, clock: FakeClock
+) -> Iterator[Handler]:
+    """Import the handler as Lambda does: the asset's root on sys.path, entry points by name."""
+    package = on_event.split(".")[0]
+    saved = {name: mod for name, mod in sys.modules.items() if name.split(".")[0] == package}
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(asset_dir))
+    try:
+        handler = Handler(
+            on_event=_entry(on_event),
+            is_complete=_entry(is_complete),
+            modules={
+                name: mod for name, mod in sys.modules.items() if name.split(".")[0] == package
+            },
+        )
+        for module in handler.modules.values():
+            if getattr(module, "time", None) is time:
+                module.time = clock  # type: ignore[attr-defined]
+        yield handler
+    finally:
+        sys.path.remove(str(asset_dir))
+        for name in [n for n in sys.modules if n.split(".")[0] == package]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def _entry(dotted: str) -> Callable[[dict[str, Any], object], dict[str, Any]]:
+    module_name, function_name = dotted.rsplit(".", 1)
+    function: Callable[[dict[str, Any], object], dict[str, Any]] = getattr(
+        importlib.import_module(module_name), function_name
+    )
+    return function
+
+
+class Deployment:
+    """One stack of a synthesized cloud assembly, deployed against the stand-in."""
+
+    def __init__(self, assembly_dir: Path, stack_name: str, clock: FakeClock) -> None:
+        self.assembly_dir = assembly_dir
+        self.stack_name = stack_name
+        self.clock = clock
+        self.template = self._read_template(stack_name)
+        self.physical_ids: dict[str, str] = {}
+        self.attributes: dict[str, dict[str, Any]] = {}
+        self.properties: dict[str, dict[str, Any]] = {}
+        self.outcomes: list[tuple[str, str, Outcome]] = []
+        self._requests = 0
+
+    # --- the template ---------------------------------------------------------------------
+
+    def _read_template(self, stack_name: str) -> Template:
+        template: Template = json.loads(
+            (self.assembly_dir / f"{stack_name}.template.json").read_text()
+        )
+        return template
+
+    def custom_resources(self, template: Template | None = None) -> list[str]:
+        resources = (template or self.template)["Resources"]
+        return [key for key, res in resources.items() if res["Type"] == RESOURCE_TYPE]
+
+    def waiter(self) -> Waiter:
+        definition = json.dumps(self._resources_of_type("AWS::StepFunctions::StateMachine")[0])
+        interval = re.search(r'\\"IntervalSeconds\\":(\d+)', definition)
+        attempts = re.search(r'\\"MaxAttempts\\":(\d+)', definition)
+        assert interval and attempts, "the Provider's waiter state machine was not found"
+        return Waiter(int(interval.group(1)), int(attempts.group(1)))
+
+    def handler(self) -> AbstractContextManager[Handler]:
+        """The onEvent/isComplete pair the stack's Provider invokes, from its synthesized asset."""
+        on_event = self._user_function("USER_ON_EVENT_FUNCTION_ARN")
+        is_complete = self._user_function("USER_IS_COMPLETE_FUNCTION_ARN")
+        asset = self._asset_dir(on_event)
+        assert asset == self._asset_dir(is_complete)
+        return asset_handler(
+            asset,
+            on_event["Properties"]["Handler"],
+            is_complete["Properties"]["Handler"],
+            self.clock,
+        )
+
+    def _user_function(self, variable: str) -> Template:
+        """Our function, found through the framework function that calls it."""
+        resources = self.template["Resources"]
+        for resource in resources.values():
+            env = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+            if variable in env:
+                function: Template = resources[env[variable]["Fn::GetAtt"][0]]
+                return function
+        raise AssertionError(f"no Provider framework function sets {variable}")
+
+    def _asset_dir(self, function: Template) -> Path:
+        key = function["Properties"]["Code"]["S3Key"]
+        return self.assembly_dir / f"asset.{key.removesuffix('.zip')}"
+
+    def _resources_of_type(self, kind: str) -> list[Template]:
+        return [res for res in self.template["Resources"].values() if res["Type"] == kind]
+
+    # --- CloudFormation's side --------------------------------------------------------------
+
+    def deploy(self, handler: Handler, max_polls: int | None = None) -> dict[str, Any]:
+        """Create every resource; return the resolved stack outputs (raises if a create fails)."""
+        for logical_id in self.template["Resources"]:
+            if logical_id not in self.custom_resources():
+                self._assign_physical_id(logical_id)
+        for logical_id in self.custom_resources():
+            outcome = self.create(handler, logical_id, max_polls=max_polls)
+            if not outcome.ok:
+                raise DeployFailedError(logical_id, outcome)
+        return self.outputs()
+
+    def create(self, handler: Handler, logical_id: str, **kwargs: Any) -> Outcome:
+        properties = self.resolved_properties(logical_id)
+        event = self.event("Create", logical_id, properties)
+        outcome = self.run(handler, event, **kwargs)
+        self._record(logical_id, event, outcome)
+        return outcome
+
+    def update(
+        self, handler: Handler, template: Template, logical_id: str, **kwargs: Any
+    ) -> Outcome:
+        """Send an Update with the new template's properties; a new id means a replacement."""
+        old_properties = self.properties[logical_id]
+        self.template = template
+        properties = self.resolved_properties(logical_id)
+        event = self.event(
+            "Update",
+            logical_id,
+            properties,
+            physical_id=self.physical_ids[logical_id],
+            old_properties=old_properties,
+        )
+        old_id = self.physical_ids[logical_id]
+        outcome = self.run(handler, event, **kwargs)
+        self._record(logical_id, event, outcome)
+        if outcome.ok and outcome.physical_id != old_id:
+            cleanup = self.event("Delete", logical_id, old_properties, physical_id=old_id)
+            delete = self.run(handler, cleanup)
+            assert delete.ok, f"cleanup Delete of replaced {old_id} failed: {delete.reason}"
+        return outcome
+
+    def delete(self, handler: Handler, logical_id: str) -> Outcome:
+        event = self.event(
+            "Delete",
+            logical_id,
+            self.properties[logical_id],
+            physical_id=self.physical_ids[logical_id],
+        )
+        return self.run(handler, event)
+
+    def event(
+        self,
+        request_type: str,
+        logical_id: str,
+        properties: dict[str, Any],
+        *,
+        physical_id: str | None = None,
+        old_properties: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        self._requests += 1
+        event: dict[str, Any] = {
+            "RequestType": request_type,
+            "ServiceToken": properties.get("ServiceToken", ""),
+            "ResponseURL": "https://cloudformation-custom-resource-response.example/presigned",
+            "StackId": STACK_ID,
+            "RequestId": request_id or str(uuid.UUID(int=self._requests)),
+            "LogicalResourceId": logical_id,
+            "ResourceType": RESOURCE_TYPE,
+            "ResourceProperties": properties,
+        }
+        if physical_id is not None:
+            event["PhysicalResourceId"] = physical_id
+        if old_properties is not None:
+            event["OldResourceProperties"] = old_properties
+        return event
+
+    def _record(self, logical_id: str, event: dict[str, Any], outcome: Outcome) -> None:
+        self.outcomes.append((event["RequestType"], logical_id, outcome))
+        if outcome.ok:
+            self.physical_ids[logical_id] = outcome.physical_id
+            self.attributes[logical_id] = outcome.data
+            self.properties[logical_id] = event["ResourceProperties"]
+
+    # --- the Provider framework's side --------------------------------------------------------
+
+    def run(self, handler: Handler, event: dict[str, Any], max_polls: int | None = None) -> Outcome:
+        """The framework's onEvent → isComplete loop for one CloudFormation event."""
+        if event["RequestType"] == "Delete" and event["PhysicalResourceId"] == CREATE_FAILED_MARKER:
+            return Outcome("SUCCESS", CREATE_FAILED_MARKER)
+        try:
+            result = handler.on_event(json.loads(json.dumps(event)), None)
+        except Exception as error:  # the framework turns any exception into FAILED
+            return self._failed(event, error)
+        physical_id = str(
+            result.get("PhysicalResourceId")
+            or event.get("PhysicalResourceId")
+            or event["RequestId"]
+        )
+        if event["RequestType"] == "Delete" and physical_id != event["PhysicalResourceId"]:
+            return Outcome("FAILED", physical_id, reason="DELETE: cannot change the physical id")
+        waiter = self.waiter()
+        poll_event = {**event, **result, "PhysicalResourceId": physical_id}
+        for poll in range(1, (max_polls or waiter.max_attempts) + 1):
+            self.clock.advance(waiter.interval_seconds)
+            try:
+                answer = handler.is_complete(json.loads(json.dumps(poll_event)), None)
+            except Exception as error:
+                return self._failed(event, error, polls=poll)
+            if answer.get("IsComplete"):
+                data = {**result.get("Data", {}), **answer.get("Data", {})}
+                return self._respond(Outcome("SUCCESS", physical_id, data, polls=poll), event)
+        return self._failed(event, TimeoutError("Operation timed out"), polls=max_polls or 0)
+
+    def _failed(self, event: dict[str, Any], error: Exception, polls: int = 0) -> Outcome:
+        physical_id = (
+            CREATE_FAILED_MARKER
+            if event["RequestType"] == "Create"
+            else str(event["PhysicalResourceId"])
+        )
+        return self._respond(Outcome("FAILED", physical_id, reason=str(error), polls=polls), event)
+
+    def _respond(self, outcome: Outcome, event: dict[str, Any]) -> Outcome:
+        response = {
+            "Status": outcome.status,
+            "Reason": outcome.reason,
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "PhysicalResourceId": outcome.physical_id,
+            "Data": outcome.data,
+        }
+        size = len(json.dumps(response).encode())
+        assert size < MAX_RESPONSE_BYTES, f"response of {size} bytes: CloudFormation refuses it"
+        return outcome
+
+    # --- resolving the template -----------------------------------------------------------------
+
+    def resolved_properties(self, logical_id: str) -> dict[str, Any]:
+        properties = self.template["Resources"][logical_id]["Properties"]
+        resolved: dict[str, Any] = stringify(self.resolve(properties))
+        return resolved
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            key: self.resolve(output["Value"])
+            for key, output in self.template.get("Outputs", {}).items()
+        }
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            intrinsic = self._intrinsics().get(key)
+            if intrinsic is not None:
+                return intrinsic(argument)
+        return {key: self.resolve(item) for key, item in value.items()}
+
+    def _intrinsics(self) -> Mapping[str, Callable[[Any], Any]]:
+        return {
+            "Ref": self._ref,
+            "Fn::GetAtt": self._get_att,
+            "Fn::Join": lambda arg: str(arg[0]).join(str(self.resolve(p)) for p in arg[1]),
+            "Fn::Select": lambda arg: self.resolve(arg[1])[int(arg[0])],
+            "Fn::Split": lambda arg: str(self.resolve(arg[1])).split(arg[0]),
+            "Fn::Sub": self._sub,
+        }
+
+    def _ref(self, name: str) -> str:
+        pseudo = {
+            "AWS::Partition": PARTITION,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": self.stack_name,
+            "AWS::StackId": STACK_ID,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        return self.physical_ids.get(name) or self._assign_physical_id(name)
+
+    def _sub(self, argument: Any) -> str:
+        text = argument if isinstance(argument, str) else argument[0]
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._ref(m.group(1))), text)
+
+    def _get_att(self, argument: list[str]) -> Any:
+        logical_id, attribute = argument
+        if logical_id in self.custom_resources():
+            if logical_id not in self.attributes:
+                raise KeyError(f"{logical_id} has no attributes yet: it was not deployed")
+            data = self.attributes[logical_id]
+            if attribute not in data:
+                raise KeyError(f"CustomResource attribute error: no {attribute} in {sorted(data)}")
+            return data[attribute]
+        return self._resource_attribute(logical_id, attribute)
+
+    def _assign_physical_id(self, logical_id: str) -> str:
+        kind = self.template["Resources"].get(logical_id, {}).get("Type", "")
+        name = f"{self.stack_name}-{logical_id}".lower()[:63]
+        if kind == "AWS::KMS::Key":
+            name = str(uuid.uuid5(uuid.NAMESPACE_DNS, logical_id))
+        self.physical_ids[logical_id] = name
+        return name
+
+    def _resource_attribute(self, logical_id: str, attribute: str) -> str:
+        kind = self.template["Resources"][logical_id]["Type"]
+        name = self._ref(logical_id)
+        arns = {
+            ("AWS::S3::Bucket", "Arn"): f"arn:{PARTITION}:s3:::{name}",
+            ("AWS::IAM::Role", "Arn"): f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}",
+            ("AWS::KMS::Key", "Arn"): f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{name}",
+            ("AWS::Lambda::Function", "Arn"): (
+                f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            ),
+            ("AWS::Personalize::Dataset", "DatasetArn"): (
+                f"arn:{PARTITION}:personalize:{REGION}:{ACCOUNT}:dataset/{name}/INTERACTIONS"
+            ),
+        }
+        default = f"arn:{PARTITION}:sim:{REGION}:{ACCOUNT}:{logical_id}/{attribute}"
+        return arns.get((kind, attribute), default)
+
+
+class DeployFailedError(AssertionError):
+    def __init__(self, logical_id: str, outcome: Outcome) -> None:
+        super().__init__(f"{logical_id}: {outcome.status}: {outcome.reason}")
+        self.outcome = outcome
