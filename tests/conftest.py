@@ -29,8 +29,7 @@ def new_app(outdir: Path | None = None, **context: Any) -> cdk.App:
 
 
 def template_of(stack: cdk.Stack) -> dict[str, Any]:
-    template: dict[str, Any] = cdk.assertions.Template.from_stack(stack).to_json()
-    return template
+    return dict(cdk.assertions.Template.from_stack(stack).to_json())
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_every_attribute_the_stack_reads_is_one_the_handler_returns(
 
 def _logical_id(template: dict[str, Any], kind: str, prefix: str) -> str:
     return next(
-        key
+        str(key)
         for key, res in template["Resources"].items()
         if res["Type"] == kind and key.startswith(prefix)
     )
