@@ -15,10 +15,18 @@ from personalize_standin import PersonalizeStandIn
 REPO = Path(__file__).resolve().parent.parent
 
 
+# What the CDK CLI adds to cdk.json's context on `cdk synth` (versionReporting is off in cdk.json).
+CLI_CONTEXT = {
+    "aws:cdk:enable-path-metadata": True,
+    "aws:cdk:enable-asset-metadata": True,
+    "aws:cdk:version-reporting": False,
+}
+
+
 def cdk_json_context() -> dict[str, Any]:
-    """What `cdk synth` passes the app: cdk.json's context."""
+    """What `cdk synth` passes the app: cdk.json's context and the CLI's own switches."""
     context: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
-    return context
+    return {**context, **CLI_CONTEXT}
 
 
 def new_app(outdir: Path | None = None, **context: Any) -> cdk.App:
