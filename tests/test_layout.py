@@ -36,7 +36,7 @@ def test_handler_asset_is_found_through_the_package_from_any_directory(tmp_path:
 
 
 def test_the_handler_reads_the_constants_the_construct_reads() -> None:
-    assert handler.Attr is contract.Attr
+    assert vars(handler)["Attr"] is contract.Attr
     module_file = Path(contract.__file__).resolve()
     assert module_file == (REPO / "lambda" / "export_job" / "contract.py").resolve()
     entries = {contract.ON_EVENT_ENTRY, contract.IS_COMPLETE_ENTRY}
