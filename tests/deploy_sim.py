@@ -4,17 +4,24 @@ run it, with the handler loaded from the synthesized Lambda asset and talking to
 What is simulated (NOTES.md, aws-cdk custom-resources framework):
 - every scalar property reaches the handler as a string;
 - onEvent's result (PhysicalResourceId, Data and any other field) is merged into each isComplete
-  event; isComplete is polled every IntervalSeconds, at most MaxAttempts times, as the waiter state
-  machine in the template says; an exception in either handler fails the resource at once;
-- Delete may not change the PhysicalResourceId; a failed Create is answered with the framework's
-  CREATE_FAILED marker and the Delete that follows it never reaches the handler;
+  event; isComplete runs at once, then is retried every IntervalSeconds at most MaxAttempts times,
+  as the waiter state machine in the template says ("Operation timed out" after that); an exception
+  in either handler fails the resource at once, and `Data` with IsComplete false is refused;
+- a failure's Reason is built as framework.js does (includeStackTraces): "Error: " + the handler's
+  message + the log group + the framework's stack frames;
+- Delete may not change the PhysicalResourceId; a Create failing in onEvent is answered with the
+  framework's CREATE_FAILED marker and the Delete that follows it never reaches the handler (one
+  failing in isComplete keeps the id onEvent returned);
 - an Update that returns a new PhysicalResourceId is a replacement: a Delete for the old id follows;
-- the response to CloudFormation must stay under 4096 bytes.
+- the response to CloudFormation (JSON, UTF-8, as Node writes it) must stay under 4096 bytes;
+- a failed Update keeps the physical id, and CloudFormation's rollback sends the resource an Update
+  back to its last good properties (roll_back_update).
 Other resources get plausible physical ids, so every Ref, Fn::GetAtt and Fn::Join resolves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -37,6 +44,13 @@ STACK_GUID = "5f2c0e3a-0000-4000-8000-0123456789ab"
 STACK_ID = f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/Sim/{STACK_GUID}"
 CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
 MAX_RESPONSE_BYTES = 4096
+# What V8 appends to an Error thrown in framework.js's invokeUserFunction (minified, one line).
+FRAMEWORK_STACK = (
+    "\n    at invokeUserFunction (/var/task/framework.js:1:3183)"
+    "\n    at process.processTicksAndRejections (node:internal/process/task_queues:105:5)"
+    "\n    at async {handler} (/var/task/framework.js:1:2405)"
+    "\n    at async /var/task/cfn-response.js:1:1834"
+)
 
 Template = dict[str, Any]
 
@@ -72,6 +86,8 @@ class Outcome:
     data: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     polls: int = 0
+    # The handler's own error message (the Reason wraps it in the framework's text).
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -132,6 +148,12 @@ def _entry(dotted: str) -> Callable[[dict[str, Any], object], dict[str, Any]]:
     return function
 
 
+def read_template(assembly_dir: Path, stack_name: str) -> Template:
+    """A stack's template from a cloud assembly (for an update to another synthesized version)."""
+    template: Template = json.loads((assembly_dir / f"{stack_name}.template.json").read_text())
+    return template
+
+
 class Deployment:
     """One stack of a synthesized cloud assembly, deployed against the stand-in."""
 
@@ -144,15 +166,13 @@ class Deployment:
         self.attributes: dict[str, dict[str, Any]] = {}
         self.properties: dict[str, dict[str, Any]] = {}
         self.outcomes: list[tuple[str, str, Outcome]] = []
+        self.attempted: dict[str, dict[str, Any]] = {}
         self._requests = 0
 
     # --- the template ---------------------------------------------------------------------
 
     def _read_template(self, stack_name: str) -> Template:
-        template: Template = json.loads(
-            (self.assembly_dir / f"{stack_name}.template.json").read_text()
-        )
-        return template
+        return read_template(self.assembly_dir, stack_name)
 
     def custom_resources(self, template: Template | None = None) -> list[str]:
         resources = (template or self.template)["Resources"]
@@ -180,12 +200,14 @@ class Deployment:
 
     def _user_function(self, variable: str) -> Template:
         """Our function, found through the framework function that calls it."""
-        resources = self.template["Resources"]
-        for resource in resources.values():
+        function: Template = self.template["Resources"][self._user_function_id(variable)]
+        return function
+
+    def _user_function_id(self, variable: str) -> str:
+        for resource in self.template["Resources"].values():
             env = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
             if variable in env:
-                function: Template = resources[env[variable]["Fn::GetAtt"][0]]
-                return function
+                return str(env[variable]["Fn::GetAtt"][0])
         raise AssertionError(f"no Provider framework function sets {variable}")
 
     def _asset_dir(self, function: Template) -> Path:
@@ -229,10 +251,31 @@ class Deployment:
             physical_id=self.physical_ids[logical_id],
             old_properties=old_properties,
         )
-        old_id = self.physical_ids[logical_id]
+        return self._update(handler, event, **kwargs)
+
+    def roll_back_update(self, handler: Handler, logical_id: str, **kwargs: Any) -> Outcome:
+        """CloudFormation undoing a failed update: an Update back to the last good properties."""
+        event = self.event(
+            "Update",
+            logical_id,
+            self.properties[logical_id],
+            physical_id=self.physical_ids[logical_id],
+            old_properties=self.attempted[logical_id],
+        )
+        return self._update(handler, event, **kwargs)
+
+    def _update(self, handler: Handler, event: dict[str, Any], **kwargs: Any) -> Outcome:
+        logical_id = event["LogicalResourceId"]
+        old_id = event["PhysicalResourceId"]
         outcome = self.run(handler, event, **kwargs)
         self._record(logical_id, event, outcome)
-        if outcome.ok and outcome.physical_id != old_id:
+        if not outcome.ok:
+            self.attempted[logical_id] = event["ResourceProperties"]
+            # CloudFormation takes the id even from a FAILED answer (aws/aws-cdk#13527): one that
+            # failed in isComplete names the new job, and the rollback Update is sent for that.
+            self.physical_ids[logical_id] = outcome.physical_id or old_id
+        elif outcome.physical_id != old_id:
+            old_properties = event["OldResourceProperties"]
             cleanup = self.event("Delete", logical_id, old_properties, physical_id=old_id)
             delete = self.run(handler, cleanup)
             assert delete.ok, f"cleanup Delete of replaced {old_id} failed: {delete.reason}"
@@ -283,14 +326,22 @@ class Deployment:
 
     # --- the Provider framework's side --------------------------------------------------------
 
+    def deliver_and_lose(self, handler: Handler, event: dict[str, Any]) -> None:
+        """onEvent runs, then the framework dies before answering (CloudFormation redelivers)."""
+        with contextlib.suppress(Exception):
+            handler.on_event(json.loads(json.dumps(event)), None)
+
     def run(self, handler: Handler, event: dict[str, Any], max_polls: int | None = None) -> Outcome:
-        """The framework's onEvent → isComplete loop for one CloudFormation event."""
+        """The framework's onEvent → isComplete loop for one CloudFormation event.
+
+        max_polls caps the number of isComplete calls (default: the waiter's 1 + MaxAttempts).
+        """
         if event["RequestType"] == "Delete" and event["PhysicalResourceId"] == CREATE_FAILED_MARKER:
             return Outcome("SUCCESS", CREATE_FAILED_MARKER)
         try:
             result = handler.on_event(json.loads(json.dumps(event)), None)
         except Exception as error:  # the framework turns any exception into FAILED
-            return self._failed(event, error)
+            return self._failed(event, error, "onEvent")
         physical_id = str(
             result.get("PhysicalResourceId")
             or event.get("PhysicalResourceId")
@@ -300,24 +351,46 @@ class Deployment:
             return Outcome("FAILED", physical_id, reason="DELETE: cannot change the physical id")
         waiter = self.waiter()
         poll_event = {**event, **result, "PhysicalResourceId": physical_id}
-        for poll in range(1, (max_polls or waiter.max_attempts) + 1):
-            self.clock.advance(waiter.interval_seconds)
+        polls = min(max_polls or waiter.max_attempts + 1, waiter.max_attempts + 1)
+        for poll in range(1, polls + 1):
+            if poll > 1:
+                self.clock.advance(waiter.interval_seconds)
             try:
                 answer = handler.is_complete(json.loads(json.dumps(poll_event)), None)
             except Exception as error:
-                return self._failed(event, error, polls=poll)
+                return self._failed(poll_event, error, "isComplete", polls=poll)
             if answer.get("IsComplete"):
                 data = {**result.get("Data", {}), **answer.get("Data", {})}
                 return self._respond(Outcome("SUCCESS", physical_id, data, polls=poll), event)
-        return self._failed(event, TimeoutError("Operation timed out"), polls=max_polls or 0)
+            if answer.get("Data"):
+                refused = ValueError('"Data" is not allowed if "IsComplete" is "False"')
+                return self._failed(poll_event, refused, "isComplete", polls=poll)
+        timed_out = Outcome("FAILED", self._failed_id(poll_event), reason="Operation timed out")
+        timed_out.polls = polls
+        return self._respond(timed_out, poll_event)
 
-    def _failed(self, event: dict[str, Any], error: Exception, polls: int = 0) -> Outcome:
-        physical_id = (
-            CREATE_FAILED_MARKER
-            if event["RequestType"] == "Create"
-            else str(event["PhysicalResourceId"])
+    def _failed(
+        self, event: dict[str, Any], error: Exception, stage: str, polls: int = 0
+    ) -> Outcome:
+        message = str(error)
+        function = self._ref(self._user_function_id(_FUNCTION_VARIABLES[stage]))
+        reason = f"Error: {message}\n\nLogs: /aws/lambda/{function}\n" + FRAMEWORK_STACK.format(
+            handler=stage
         )
-        return self._respond(Outcome("FAILED", physical_id, reason=str(error), polls=polls), event)
+        outcome = Outcome("FAILED", self._failed_id(event), reason=reason, message=message)
+        outcome.polls = polls
+        return self._respond(outcome, event)
+
+    @staticmethod
+    def _failed_id(event: dict[str, Any]) -> str:
+        """As cfn-response.js: the event's id (isComplete events carry onEvent's), else the marker.
+
+        So a Create that fails in isComplete reports the job ARN, and CloudFormation's rollback
+        sends a Delete for it; only a Create failing in onEvent gets the CREATE_FAILED marker.
+        """
+        if event.get("PhysicalResourceId"):
+            return str(event["PhysicalResourceId"])
+        return CREATE_FAILED_MARKER if event["RequestType"] == "Create" else ""
 
     def _respond(self, outcome: Outcome, event: dict[str, Any]) -> Outcome:
         response = {
@@ -329,7 +402,7 @@ class Deployment:
             "PhysicalResourceId": outcome.physical_id,
             "Data": outcome.data,
         }
-        size = len(json.dumps(response).encode())
+        size = len(json.dumps(response, ensure_ascii=False).encode())
         assert size < MAX_RESPONSE_BYTES, f"response of {size} bytes: CloudFormation refuses it"
         return outcome
 
@@ -420,6 +493,12 @@ class Deployment:
         }
         default = f"arn:{PARTITION}:sim:{REGION}:{ACCOUNT}:{logical_id}/{attribute}"
         return arns.get((kind, attribute), default)
+
+
+_FUNCTION_VARIABLES = {
+    "onEvent": "USER_ON_EVENT_FUNCTION_ARN",
+    "isComplete": "USER_IS_COMPLETE_FUNCTION_ARN",
+}
 
 
 class DeployFailedError(AssertionError):

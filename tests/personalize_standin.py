@@ -4,6 +4,11 @@ Each DescribeDatasetExportJob advances the job first and then returns it: a job 
 `polls_per_state` describes in CREATE PENDING and as many in CREATE IN_PROGRESS, so with the
 default of 1 the first describe shows CREATE IN_PROGRESS and the second ACTIVE. Nothing else
 (listing included) advances a job.
+
+Faults for the handler's tests: inject_error (any code and status, optionally after the call
+took effect), throttle_next, server_error_next, drop_connection_next, fail_next_job and
+never_finish_next_job; seed_job puts a job in place unlogged. `calls` and answers() record every
+call and its answer.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ INGESTION_MODES = ("BULK", "PUT", "ALL")
 MAX_TAGS = 200
 MAX_RESULTS = 100
 SERVER_ERROR_CODES = {500: "InternalFailure", 503: "ServiceUnavailable"}
+# The status of a reply that is never sent: the connection is closed instead.
+DROPPED = 0
 _TAG_EXTRA_CHARS = frozenset("_.:/=+-@")
 
 Body = dict[str, Any]
@@ -214,10 +221,12 @@ def _now() -> float:
 
 @dataclass(frozen=True)
 class Call:
-    """One request the stand-in received (faulted ones included)."""
+    """One request the stand-in received (faulted ones included) and how it was answered."""
 
     operation: str
     body: Body
+    # "OK", the error code answered, or "DROPPED" when the connection was closed unanswered.
+    answer: str = field(default="OK", compare=False)
 
 
 @dataclass
@@ -291,6 +300,11 @@ class _Fault:
     message: str
     operation: str | None
     take_effect: bool
+
+    def reply(self) -> Reply:
+        if self.status == DROPPED:
+            return DROPPED, {}
+        return ServiceError(self.code, self.message, self.status).reply()
 
     def matches(self, operation: str) -> bool:
         return self.operation is None or self.operation == operation
@@ -427,6 +441,49 @@ class PersonalizeStandIn:
         code = SERVER_ERROR_CODES.get(status, "InternalFailure")
         self.inject_error(code, status=status, count=count, operation=operation, message=code)
 
+    def drop_connection_next(
+        self, count: int = 1, operation: str | None = None, *, take_effect: bool = False
+    ) -> None:
+        """Close the connection of the next `count` matching calls without answering."""
+        fault = _Fault("DROPPED", DROPPED, "", operation, take_effect)
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    def answers(self) -> list[str]:
+        """Each call as "Operation" when it succeeded, else "Operation:Answer" (code or DROPPED)."""
+        with self._lock:
+            return [
+                call.operation if call.answer == "OK" else f"{call.operation}:{call.answer}"
+                for call in self.calls
+            ]
+
+    def seed_job(
+        self,
+        job_name: str,
+        dataset_arn: str,
+        path: str,
+        *,
+        role_arn: str = "arn:aws:iam::123456789012:role/Seeded",
+        ingestion_mode: str = "PUT",
+        status: str = ACTIVE,
+    ) -> str:
+        """Put a job in place as if created earlier, without a logged call; return its ARN."""
+        arn = self.job_arn(job_name)
+        now = _now()
+        with self._lock:
+            self.jobs[arn] = ExportJob(
+                job_name=job_name,
+                dataset_export_job_arn=arn,
+                dataset_arn=dataset_arn,
+                ingestion_mode=ingestion_mode,
+                role_arn=role_arn,
+                job_output={"s3DataDestination": {"path": path}},
+                creation_date_time=now,
+                last_updated_date_time=now,
+                status=status,
+            )
+        return arn
+
     def fail_next_job(self, reason: str) -> None:
         """Make the next job created end in CREATE FAILED with this failureReason."""
         with self._lock:
@@ -450,10 +507,13 @@ class PersonalizeStandIn:
             try:
                 body = self._parse(raw_body)
             except ServiceError as error:
-                self.calls.append(Call(operation, {}))
+                self.calls.append(Call(operation, {}, error.code))
                 return error.reply()
-            self.calls.append(Call(operation, copy.deepcopy(body)))
-            return self._answer(operation, body)
+            logged = copy.deepcopy(body)
+            status, payload = self._answer(operation, body)
+            answer = "OK" if status == 200 else str(payload.get("__type", "DROPPED"))
+            self.calls.append(Call(operation, logged, answer))
+            return status, payload
 
     @staticmethod
     def _parse(raw_body: bytes) -> Body:
@@ -468,13 +528,13 @@ class PersonalizeStandIn:
     def _answer(self, operation: str, body: Body) -> Reply:
         fault = self._take_fault(operation)
         if fault is not None and not fault.take_effect:
-            return ServiceError(fault.code, fault.message, fault.status).reply()
+            return fault.reply()
         try:
             result = self._dispatch(operation, body)
         except ServiceError as error:
             return error.reply()
         if fault is not None:
-            return ServiceError(fault.code, fault.message, fault.status).reply()
+            return fault.reply()
         return 200, result
 
     def _take_fault(self, operation: str) -> _Fault | None:
@@ -607,6 +667,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw_body = self.rfile.read(length)
         standin = cast(_Server, self.server).standin
         status, payload = standin.handle(self.headers.get("X-Amz-Target", ""), raw_body)
+        if status == DROPPED:
+            self.close_connection = True
+            return
         self._send(status, payload)
 
     def _send(self, status: int, payload: Body) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.error import HTTPError
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 from personalize_standin import (
     ACTIVE,
     FAILED,
@@ -495,6 +495,57 @@ def test_take_effect_applies_the_call_before_failing(
     assert error_of(lost)[:2] == ("InternalFailure", 500)
     assert error_of(retried)[0] == "ResourceAlreadyExistsException"
     assert list(standin.jobs) == [standin.job_arn("export-1")]
+
+
+@pytest.mark.parametrize("take_effect", [False, True])
+def test_dropped_connection_raises_connection_closed(
+    client: Any, standin: PersonalizeStandIn, take_effect: bool
+) -> None:
+    standin.drop_connection_next(operation=CREATE, take_effect=take_effect)
+    with pytest.raises(ConnectionClosedError):
+        client.create_dataset_export_job(**create_args())
+    assert list(standin.jobs) == ([standin.job_arn("export-1")] if take_effect else [])
+    assert client.list_dataset_export_jobs()["datasetExportJobs"] is not None
+    assert standin.answers() == [f"{CREATE}:DROPPED", LIST]
+
+
+@pytest.mark.parametrize("code", ["ResourceInUseException", "LimitExceededException"])
+def test_refusals_by_code_have_no_effect(
+    client: Any, standin: PersonalizeStandIn, code: str
+) -> None:
+    standin.inject_error(code, operation=CREATE, count=2)
+    for _ in range(2):
+        with pytest.raises(ClientError) as excinfo:
+            client.create_dataset_export_job(**create_args())
+        assert error_of(excinfo)[:2] == (code, 400)
+    client.create_dataset_export_job(**create_args())
+    assert standin.answers() == [f"{CREATE}:{code}", f"{CREATE}:{code}", CREATE]
+
+
+def test_answers_name_the_error_of_each_call(client: Any, standin: PersonalizeStandIn) -> None:
+    standin.server_error_next(operation=DESCRIBE, status=503)
+    arn = client.create_dataset_export_job(**create_args())["datasetExportJobArn"]
+    with pytest.raises(ClientError):
+        describe(client, arn)
+    with pytest.raises(ClientError):
+        client.create_dataset_export_job(**create_args())
+    assert standin.answers() == [
+        CREATE,
+        f"{DESCRIBE}:ServiceUnavailable",
+        f"{CREATE}:ResourceAlreadyExistsException",
+    ]
+
+
+def test_seed_job_is_describable_and_not_logged(client: Any, standin: PersonalizeStandIn) -> None:
+    arn = standin.seed_job("old", OTHER_DATASET, "s3://elsewhere/", ingestion_mode="ALL")
+    job = describe(client, arn)
+    assert (job["datasetArn"], job["ingestionMode"], job["status"]) == (
+        OTHER_DATASET,
+        "ALL",
+        ACTIVE,
+    )
+    assert job["jobOutput"] == {"s3DataDestination": {"path": "s3://elsewhere/"}}
+    assert standin.operations() == [DESCRIBE]
 
 
 def test_reset_faults_drops_errors_and_outcomes(client: Any, standin: PersonalizeStandIn) -> None:

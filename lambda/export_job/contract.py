@@ -61,5 +61,11 @@ JOB_NAME_PATTERN: Final = r"[a-zA-Z0-9][a-zA-Z0-9\-_]*"
 JOB_NAME_HASH_LENGTH: Final = 10
 JOB_NAME_PREFIX_MAX_LENGTH: Final = JOB_NAME_MAX_LENGTH - JOB_NAME_HASH_LENGTH - 1
 
+# CloudFormation waits at most an hour for a custom resource; the handler's own deadline keeps
+# the last minutes of it for starting the job and reporting back (a timeout given as a token
+# can't be checked at synth time, so the handler applies this cap too).
+CLOUDFORMATION_MAX_WAIT_SECONDS: Final = 3600
+MAX_TIMEOUT_SECONDS: Final = CLOUDFORMATION_MAX_WAIT_SECONDS - 300
+
 # CloudFormation's whole response must stay under 4096 bytes; failure messages keep well below.
 MAX_MESSAGE_BYTES: Final = 2048

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize import PersonalizeClient
@@ -18,8 +19,15 @@ TRANSIENT_CODES = frozenset(
     {
         "ThrottlingException",
         "Throttling",
+        "ThrottledException",
         "TooManyRequestsException",
         "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "InternalFailure",
@@ -34,6 +42,8 @@ TRANSIENT_CODES = frozenset(
 HINTS = {
     "InvalidInputException": "check the DatasetExportJob settings (dataset ARN, ingestion mode, "
     "output path, KMS key ARN, tags) against the CreateDatasetExportJob rules",
+    "ParamValidationError": "check the DatasetExportJob settings: a required one resolved to an "
+    "empty or invalid value",
     "ResourceNotFoundException": "check that the dataset ARN names an existing dataset in this "
     "account and region",
     "AccessDeniedException": "check the handler role's personalize and iam:PassRole permissions, "
@@ -41,15 +51,26 @@ HINTS = {
     "TooManyTagsException": "check the number of tags on the export job (at most 200)",
 }
 
+# What a refusal that lasted until the deadline means.
+REFUSAL_HINTS = {
+    "ResourceInUseException": "the dataset is busy (a dataset import job may still be running): "
+    "deploy again once it is done",
+    "LimitExceededException": "too many export jobs are running in this account and region: "
+    "deploy again once they finish, or ask for a higher Personalize quota",
+}
+
 
 def personalize() -> PersonalizeClient:
     """The client, created on first use with the default endpoint resolution.
 
     AWS_ENDPOINT_URL_PERSONALIZE, AWS_MAX_ATTEMPTS and the usual credential chain apply.
+    botocore's few retries (standard mode: 3 attempts with jittered backoff) smooth over a blip
+    inside one call; lasting refusals are retried by the handler on every poll until the deadline.
+    The timeouts keep a call with its retries well inside the handler's one-minute Lambda timeout.
     """
     global _client
     if _client is None:
-        config = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
+        config = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=10)
         _client = boto3.client("personalize", config=config)
     return _client
 
@@ -67,10 +88,12 @@ def error_code(error: Exception) -> str:
 
 
 def is_transient(error: Exception) -> bool:
+    """Throttling, 5xx, a busy dataset, the job limit, or a network failure."""
     if isinstance(error, ClientError):
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        return error_code(error) in TRANSIENT_CODES or status >= 500
-    return isinstance(error, BotoCoreError)
+        return error_code(error) in TRANSIENT_CODES or status == 429 or status >= 500
+    # Other botocore errors (parameter validation, missing credentials) won't pass with time.
+    return isinstance(error, (BotoConnectionError, HTTPClientError))
 
 
 def describe_error(error: Exception) -> str:
@@ -78,6 +101,11 @@ def describe_error(error: Exception) -> str:
     message = str(error)
     hint = HINTS.get(error_code(error))
     return f"{message}; {hint}" if hint else message
+
+
+def describe_refusal(code: str) -> str:
+    """What a transient refusal that never passed means, for the deadline message."""
+    return REFUSAL_HINTS.get(code, "Personalize kept refusing the call: try the deploy again later")
 
 
 def describe_job(job_arn: str) -> dict[str, Any]:

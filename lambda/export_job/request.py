@@ -51,7 +51,7 @@ class ExportRequest:
             job_name_prefix=text(Prop.JOB_NAME_PREFIX),
             run_id=text(Prop.RUN_ID),
             tags=parse_tags(properties.get(Prop.TAGS)),
-            timeout_seconds=int(text(Prop.TIMEOUT_SECONDS) or "0"),
+            timeout_seconds=seconds(text(Prop.TIMEOUT_SECONDS)),
         )
 
     def export_settings(self) -> dict[str, str]:
@@ -66,6 +66,25 @@ class ExportRequest:
             Prop.RUN_ID: self.run_id,
         }
         return {key: values[key] for key in EXPORT_SETTINGS}
+
+    def differences(self, job: Mapping[str, Any]) -> list[str]:
+        """How an existing job (a DescribeDatasetExportJob answer) differs from this export."""
+        destination = job.get("jobOutput", {}).get("s3DataDestination", {})
+        found = {
+            Prop.DATASET_ARN: str(job.get("datasetArn", "")),
+            Prop.INGESTION_MODE: str(job.get("ingestionMode") or DEFAULT_INGESTION_MODE),
+            Prop.ROLE_ARN: str(job.get("roleArn", "")),
+            Prop.OUTPUT_PATH: normalize_output_path(str(destination.get("path", ""))),
+            Prop.KMS_KEY_ARN: str(destination.get("kmsKeyArn", "")),
+        }
+        if self.job_name:
+            found[Prop.JOB_NAME] = str(job.get("jobName", ""))
+        wanted = self.export_settings()
+        return [
+            f"{key} is {value or 'unset'!r}, not {wanted[key] or 'unset'!r}"
+            for key, value in found.items()
+            if value != wanted[key]
+        ]
 
     def create_arguments(self, job_name: str) -> dict[str, Any]:
         """Keyword arguments for CreateDatasetExportJob."""
@@ -87,6 +106,11 @@ class ExportRequest:
 def normalize_output_path(path: str) -> str:
     """Personalize treats the path as a prefix: keep exactly one trailing slash."""
     return path.rstrip("/") + "/" if path else ""
+
+
+def seconds(text: str) -> int:
+    """TimeoutSeconds as a whole number; 0 (no deadline of our own) when unset."""
+    return int(float(text)) if text else 0
 
 
 def parse_tags(raw: object) -> tuple[tuple[str, str], ...]:
