@@ -31,6 +31,17 @@ def only(template: dict[str, Any], kind: str) -> dict[str, Any]:
     return props
 
 
+def export_bucket(template: dict[str, Any]) -> dict[str, Any]:
+    """The export's own bucket (the stack also holds the access log bucket)."""
+    (bucket,) = [
+        res
+        for key, res in resources(template, "AWS::S3::Bucket").items()
+        if key.startswith("ExportBucket")
+    ]
+    found: dict[str, Any] = bucket
+    return found
+
+
 def statements(template: dict[str, Any], kind: str = "AWS::IAM::Policy") -> list[dict[str, Any]]:
     return [
         statement
@@ -60,7 +71,7 @@ def test_default_bucket_is_private_tls_only_encrypted_versioned_and_retained(
     DatasetExportJob(stack, "Export", dataset_arn=DATASET)
     template = template_of(stack)
 
-    bucket = only(template, "AWS::S3::Bucket")
+    bucket = export_bucket(template)
     assert bucket["DeletionPolicy"] == "Retain"
     assert bucket["UpdateReplacePolicy"] == "Retain"
     props = bucket["Properties"]
@@ -275,7 +286,7 @@ def test_kms_key_encrypts_the_bucket_and_reaches_the_job(stack: cdk.Stack) -> No
     DatasetExportJob(stack, "Export", dataset_arn=DATASET, encryption_key=key)
     template = template_of(stack)
 
-    bucket = only(template, "AWS::S3::Bucket")["Properties"]
+    bucket = export_bucket(template)["Properties"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     key_id = next(iter(resources(template, "AWS::KMS::Key")))

@@ -15,6 +15,7 @@ from aws_cdk import (
     RemovalPolicy,
     Stack,
     Token,
+    Validations,
 )
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -22,6 +23,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from personalize_export import validation
+from personalize_export.access_logs import access_log_bucket
+from personalize_export.acknowledgments import acknowledge_export_wildcards
 from personalize_export.provider import (
     CLOUDFORMATION_MAX_WAIT,
     POLL_INTERVAL,
@@ -37,12 +40,22 @@ MAX_TIMEOUT = Duration.seconds(CLOUDFORMATION_MAX_WAIT.to_seconds() - REPORTING_
 DEFAULT_TIMEOUT = MAX_TIMEOUT
 SERVICE_ROLE_S3_ACTIONS = ["s3:PutObject", "s3:ListBucket"]
 SERVICE_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:ListGrants"]
+KEY_POLICY_ACTIONS = [*SERVICE_KMS_ACTIONS, "kms:CreateGrant"]
 _S3_KEY_UNSAFE = re.compile(r"[^a-zA-Z0-9!_.*'()/-]+")
+# Warnings a user can acknowledge with Validations.of(export).acknowledge(...).
+BUCKET_POLICY_NOT_ADDED = "personalize-export:BucketPolicyNotAdded"
+KEY_POLICY_NOT_ADDED = "personalize-export:KeyPolicyNotAdded"
 
-# (bucket, prefix) pairs already written to, per app, to refuse two exports into one place.
-_claimed_destinations: weakref.WeakKeyDictionary[IConstruct, dict[tuple[str, str], str]] = (
-    weakref.WeakKeyDictionary()
-)
+
+class _Claims:
+    """What the exports of one app already use: destinations and literal job names."""
+
+    def __init__(self) -> None:
+        self.destinations: dict[tuple[str, str], str] = {}
+        self.job_names: dict[tuple[str, str, str], str] = {}
+
+
+_claims_by_app: weakref.WeakKeyDictionary[IConstruct, _Claims] = weakref.WeakKeyDictionary()
 
 
 class IngestionMode(str, Enum):
@@ -60,10 +73,11 @@ class IngestionMode(str, Enum):
 class DatasetExportJob(Construct):
     """Exports a Personalize dataset to S3 on deploy and waits until the job is ACTIVE.
 
-    Creates, unless given: a private, TLS-only, encrypted, versioned, retained bucket and the
-    service role Personalize assumes to write into it. Personalize has no API to update or
-    delete an export job: a change to what is exported, or to ``run_id``, starts a new job under
-    a new name; deleting the stack leaves every job and every exported object in place.
+    Creates, unless given: a private, TLS-only, encrypted, versioned, retained bucket that logs
+    to the stack's access log bucket, and the service role Personalize assumes to write into it.
+    Personalize has no API to update or delete an export job: a change to what is exported, or
+    to ``run_id``, starts a new job under a new name; deleting the stack leaves every job and
+    every exported object in place.
 
     :param dataset_arn: the dataset to export (a literal ARN or a token).
     :param ingestion_mode: BULK, PUT or ALL. Default: PUT, as the service. Data loaded by a
@@ -105,11 +119,14 @@ class DatasetExportJob(Construct):
         mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
         self.timeout = timeout or DEFAULT_TIMEOUT
         self.output_prefix = self._prefix_with_slash(output_prefix)
+        # Everything is checked before any resource exists: a bad input synthesizes nothing.
         self._validate(
             dataset_arn=dataset_arn,
             mode=mode,
             job_name=job_name,
+            given_prefix=output_prefix,
             bucket=bucket,
+            role=role,
             encryption_key=encryption_key,
             tags=tags,
         )
@@ -163,8 +180,8 @@ class DatasetExportJob(Construct):
 
     def _prefix_with_slash(self, output_prefix: str | None) -> str:
         if output_prefix is None:
-            return _S3_KEY_UNSAFE.sub("-", self.node.path) + "/"
-        if Token.is_unresolved(output_prefix) or output_prefix.endswith("/"):
+            return _key_safe(self.node.path) + "/"
+        if Token.is_unresolved(output_prefix) or output_prefix == "" or output_prefix.endswith("/"):
             return output_prefix
         return output_prefix + "/"
 
@@ -174,38 +191,70 @@ class DatasetExportJob(Construct):
         dataset_arn: str,
         mode: str,
         job_name: str | None,
+        given_prefix: str | None,
         bucket: s3.IBucket | None,
+        role: iam.IRole | None,
         encryption_key: kms.IKey | None,
         tags: Mapping[str, str] | None,
     ) -> None:
-        bucket_name = bucket.bucket_name if bucket is not None else None
+        stack = Stack.of(self)
+        claims = _claims_by_app.setdefault(self.node.root, _Claims())
         problems = [
-            *validation.check_dataset_arn(dataset_arn),
+            *validation.check_dataset_arn(dataset_arn, stack.region),
             *validation.check_ingestion_mode(mode),
             *validation.check_job_name(job_name),
-            *validation.check_output_prefix(self.output_prefix, bucket_name),
-            *validation.check_kms_key_arn(encryption_key.key_arn if encryption_key else None),
+            *validation.check_job_name_unique(job_name, self._place, claims.job_names),
+            *validation.check_output_prefix(
+                given_prefix, self.output_prefix, bucket.bucket_name if bucket else None
+            ),
+            *self._check_destination(bucket, claims),
+            *validation.check_role_arn(role.role_arn if role else None),
+            *self._check_key(encryption_key, stack.region),
             *validation.check_tags(tags),
             *validation.check_timeout(self.timeout, minimum=POLL_INTERVAL, maximum=MAX_TIMEOUT),
-            *self._check_destination_unclaimed(bucket),
         ]
         if problems:
             listing = "\n".join(f"  - {problem}" for problem in problems)
             raise ValueError(f"DatasetExportJob at '{self.node.path}' is misconfigured:\n{listing}")
+        self._claim(job_name, bucket, claims)
 
-    def _check_destination_unclaimed(self, bucket: s3.IBucket | None) -> list[str]:
+    @property
+    def _place(self) -> tuple[str, str]:
+        stack = Stack.of(self)
+        return (stack.account, stack.region)
+
+    def _destination_key(self, bucket: s3.IBucket | None) -> tuple[str, str] | None:
+        """A new bucket is this export's alone; a prefix from a token can't be compared."""
         if bucket is None or Token.is_unresolved(self.output_prefix):
+            return None
+        # A token name is the same string wherever the same bucket object is used.
+        return (bucket.bucket_name, self.output_prefix)
+
+    def _check_destination(self, bucket: s3.IBucket | None, claims: _Claims) -> list[str]:
+        key = self._destination_key(bucket)
+        if key is None or bucket is None:
             return []
-        name = bucket.bucket_name
-        bucket_key = bucket.node.path if Token.is_unresolved(name) else name
-        claims = _claimed_destinations.setdefault(self.node.root, {})
-        holder = claims.setdefault((bucket_key, self.output_prefix), self.node.path)
-        if holder == self.node.path:
+        bucket_name, prefix = key
+        prefixes_taken = {
+            other_prefix: holder
+            for (other_bucket, other_prefix), holder in claims.destinations.items()
+            if other_bucket == bucket_name
+        }
+        label = bucket.node.path if Token.is_unresolved(bucket_name) else bucket_name
+        return validation.check_destination(prefix, label, prefixes_taken)
+
+    def _check_key(self, key: kms.IKey | None, region: str) -> list[str]:
+        if key is None:
             return []
-        return [
-            f"output_prefix {self.output_prefix!r} in bucket {bucket_key} is already the "
-            f"destination of {holder}; two exports must not write to the same bucket and prefix"
-        ]
+        alias_name = getattr(key, "alias_name", None)
+        return validation.check_kms_key(key.key_arn, alias_name, region)
+
+    def _claim(self, job_name: str | None, bucket: s3.IBucket | None, claims: _Claims) -> None:
+        key = self._destination_key(bucket)
+        if key is not None:
+            claims.destinations[key] = self.node.path
+        if job_name is not None and validation.is_literal(job_name):
+            claims.job_names[(*self._place, job_name)] = self.node.path
 
     def _new_bucket(self) -> s3.Bucket:
         return s3.Bucket(
@@ -221,53 +270,82 @@ class DatasetExportJob(Construct):
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=RemovalPolicy.RETAIN,
+            server_access_logs_bucket=access_log_bucket(self),
+            server_access_logs_prefix=_key_safe(self.node.path) + "/",
         )
 
     def _new_service_role(self) -> iam.Role:
-        stack = Stack.of(self)
         return iam.Role(
             self,
             "ServiceRole",
             description=f"Assumed by Amazon Personalize to write the export of {self.node.path}",
             assumed_by=iam.ServicePrincipal(PERSONALIZE).with_conditions(
-                {
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": self._personalize_arn("*")},
-                }
+                self._confused_deputy_conditions()
             ),
         )
 
     def _grant_personalize_access(self) -> None:
         """The bucket, prefix and key rights Personalize documents, for its role and itself."""
-        resources = [self.bucket.bucket_arn, self.bucket.arn_for_objects(f"{self.output_prefix}*")]
+        resources = [self.bucket.bucket_arn, self._object_arns]
         self.role.add_to_principal_policy(
             iam.PolicyStatement(actions=SERVICE_ROLE_S3_ACTIONS, resources=resources)
         )
-        stack = Stack.of(self)
-        self.bucket.add_to_resource_policy(
+        added = self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(PERSONALIZE)],
                 actions=SERVICE_ROLE_S3_ACTIONS,
                 resources=resources,
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": self._personalize_arn("*")},
-                },
+                conditions=self._confused_deputy_conditions(),
             )
         )
+        if not added.statement_added:
+            self._warn(
+                BUCKET_POLICY_NOT_ADDED,
+                f"the policy of bucket {self.bucket.bucket_name} can't be changed from here: it "
+                f"must allow {PERSONALIZE} {' and '.join(SERVICE_ROLE_S3_ACTIONS)} on the bucket "
+                f"and on the objects under '{self.output_prefix}'",
+            )
         if self.encryption_key is not None:
             self._grant_key_access(self.encryption_key)
 
+    @property
+    def _object_arns(self) -> str:
+        return self.bucket.arn_for_objects(f"{self.output_prefix}*")
+
+    def _confused_deputy_conditions(self) -> dict[str, object]:
+        return {
+            "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+            "ArnLike": {"aws:SourceArn": self._personalize_arn("*")},
+        }
+
     def _grant_key_access(self, key: kms.IKey) -> None:
         key.grant(self.role, *SERVICE_KMS_ACTIONS)
-        key.add_to_resource_policy(
+        statements = [
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(PERSONALIZE)],
-                actions=[*SERVICE_KMS_ACTIONS, "kms:CreateGrant"],
+                actions=KEY_POLICY_ACTIONS,
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
             )
-        )
+        ]
+        # Naming a role of another stack in the key policy would make the stacks depend on each
+        # other; there the role's own policy (key.grant above) carries its rights.
+        if Stack.of(key) is Stack.of(self.role):
+            statements.append(
+                iam.PolicyStatement(
+                    principals=[self.role], actions=KEY_POLICY_ACTIONS, resources=["*"]
+                )
+            )
+        added = [key.add_to_resource_policy(statement).statement_added for statement in statements]
+        if not all(added):
+            self._warn(
+                KEY_POLICY_NOT_ADDED,
+                f"the policy of key {key.key_arn} can't be changed from here: it must allow "
+                f"{', '.join(KEY_POLICY_ACTIONS)} to the service role and to {PERSONALIZE}",
+            )
+
+    def _warn(self, warning_id: str, message: str) -> None:
+        Validations.of(self).add_warning(warning_id, message)
 
     def _allow_handler(
         self, provider: ExportJobProvider, job_name: str | None, *, tagging: bool
@@ -276,6 +354,12 @@ class DatasetExportJob(Construct):
         name_pattern = job_name or f"{self._job_name_prefix}-*"
         job_arns = self._personalize_arn(f"dataset-export-job/{name_pattern}")
         role = provider.handler_role
+        acknowledge_export_wildcards(
+            handler_role=role,
+            job_arns=job_arns,
+            service_role=self.role,
+            object_arns=self._object_arns,
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["personalize:CreateDatasetExportJob"],
@@ -307,8 +391,19 @@ class DatasetExportJob(Construct):
         return f"arn:{Aws.PARTITION}:personalize:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
 
     def _service_timeout(self) -> Duration:
-        seconds = self.timeout.to_seconds() + REPORTING_MARGIN.to_seconds()
+        if self.timeout.is_unresolved():
+            return CLOUDFORMATION_MAX_WAIT
+        seconds = self._timeout_seconds + REPORTING_MARGIN.to_seconds()
         return Duration.seconds(min(seconds, CLOUDFORMATION_MAX_WAIT.to_seconds()))
+
+    @property
+    def _timeout_seconds(self) -> int:
+        return int(self.timeout.to_seconds(integral=False))
+
+    def _timeout_property(self) -> str:
+        if self.timeout.is_unresolved():
+            return Token.as_string(self.timeout.to_seconds())
+        return str(self._timeout_seconds)
 
     def _properties(
         self, job_name: str | None, tags: Mapping[str, str] | None, run_id: str | None
@@ -319,7 +414,7 @@ class DatasetExportJob(Construct):
             Prop.ROLE_ARN: self.role.role_arn,
             Prop.OUTPUT_PATH: self.destination,
             Prop.JOB_NAME_PREFIX: self._job_name_prefix,
-            Prop.TIMEOUT_SECONDS: str(int(self.timeout.to_seconds())),
+            Prop.TIMEOUT_SECONDS: self._timeout_property(),
         }
         optional: dict[str, object | None] = {
             Prop.KMS_KEY_ARN: self.encryption_key.key_arn if self.encryption_key else None,
@@ -343,6 +438,10 @@ class DatasetExportJob(Construct):
             value=self.output_path,
             description=f"S3 path holding the export of {self.node.path}",
         )
+
+
+def _key_safe(path: str) -> str:
+    return _S3_KEY_UNSAFE.sub("-", path)
 
 
 def _tag_list(tags: Mapping[str, str] | None) -> list[dict[str, str]] | None:

@@ -8,9 +8,11 @@ from aws_cdk import Duration, RemovalPolicy, Stack, SymlinkFollowMode
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from personalize_export.acknowledgments import acknowledge_provider_framework
 from personalize_export.runtime.export_job.contract import IS_COMPLETE_ENTRY, ON_EVENT_ENTRY
 
 PROVIDER_ID = "PersonalizeExportProvider"
@@ -40,17 +42,9 @@ class ExportJobProvider(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup(
-            self,
-            "HandlerLogs",
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.handler_role = iam.Role(
-            self,
-            "HandlerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Runs Personalize dataset export jobs for this stack's DatasetExportJobs",
+        log_group = self._log_group("HandlerLogs")
+        self.handler_role = self._lambda_role(
+            "HandlerRole", "Runs Personalize dataset export jobs for this stack's DatasetExportJobs"
         )
         log_group.grant_write(self.handler_role)
         code = lambda_.Code.from_asset(
@@ -61,6 +55,13 @@ class ExportJobProvider(Construct):
         )
         self.on_event_function = self._function("OnEvent", ON_EVENT_ENTRY, code, log_group)
         self.is_complete_function = self._function("IsComplete", IS_COMPLETE_ENTRY, code, log_group)
+        # Our own roles for the framework's functions: no AWS managed policy, logs to our group.
+        on_event_role = self._lambda_role("FrameworkOnEventRole", "Provider framework: onEvent")
+        waiter_role = self._lambda_role(
+            "FrameworkWaiterRole", "Provider framework: isComplete, onTimeout"
+        )
+        for role in (on_event_role, waiter_role):
+            log_group.grant_write(role)
         self.provider = cr.Provider(
             self,
             "Provider",
@@ -68,11 +69,42 @@ class ExportJobProvider(Construct):
             is_complete_handler=self.is_complete_function,
             query_interval=POLL_INTERVAL,
             total_timeout=CLOUDFORMATION_MAX_WAIT,
+            framework_on_event_role=on_event_role,
+            framework_complete_and_timeout_role=waiter_role,
+            log_group=log_group,
+            disable_waiter_state_machine_logging=False,
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=self._log_group("WaiterLogs"),
+                level=sfn.LogLevel.ALL,
+                # Execution data repeats the request CloudFormation sent; keep it out of the log.
+                include_execution_data=False,
+            ),
+        )
+        acknowledge_provider_framework(
+            self.provider,
+            user_handlers=[self.on_event_function, self.is_complete_function],
+            framework_roles=[on_event_role, waiter_role],
         )
 
     @property
     def service_token(self) -> str:
         return self.provider.service_token
+
+    def _log_group(self, construct_id: str) -> logs.LogGroup:
+        return logs.LogGroup(
+            self,
+            construct_id,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _lambda_role(self, construct_id: str, description: str) -> iam.Role:
+        return iam.Role(
+            self,
+            construct_id,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
 
     def _function(
         self, construct_id: str, entry: str, code: lambda_.Code, log_group: logs.ILogGroup

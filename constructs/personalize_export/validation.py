@@ -1,14 +1,15 @@
 """Synth-time checks of every CreateDatasetExportJob rule we can know before deploying.
 
 Each check returns the problems it finds; the construct gathers all of them and raises once.
-Values that are still tokens are skipped: they are only known at deploy time.
+Every problem names the setting, the value given and the rule it breaks. Values that are still
+tokens are skipped: they are only known at deploy time.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aws_cdk import Duration, Token
 
@@ -19,91 +20,177 @@ from personalize_export.runtime.export_job.contract import (
 )
 
 ARN_MAX_LENGTH = 256
+KMS_KEY_ARN_MAX_LENGTH = 2048
 OUTPUT_PATH_MAX_LENGTH = 256
-# A bucket whose name is a token may be named with up to 63 characters.
+# A bucket whose name is not known at synth time may be named with up to 63 characters.
 BUCKET_NAME_MAX_LENGTH = 63
 TAGS_MAX = 200
 TAG_KEY_MAX_LENGTH = 128
 TAG_VALUE_MAX_LENGTH = 256
+# Values longer than this are shown shortened in messages.
+SHOWN_MAX_LENGTH = 80
 
 DATASET_ARN_PATTERN = r"arn:([a-z\d-]+):personalize:.*:.*:dataset/.+"
+DATASET_ARN_EXAMPLE = "arn:aws:personalize:<region>:<account>:dataset/<dataset-group>/<TYPE>"
+ROLE_ARN_PATTERN = r"arn:([a-z\d-]+):iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"
 KMS_KEY_ARN_PATTERN = r"arn:aws.*:kms:.*:[0-9]{12}:key/.*"
+JOB_NAME_RULE = f"1 to {JOB_NAME_MAX_LENGTH} characters matching ^{JOB_NAME_PATTERN}$"
+JOB_NAME_CHARACTERS = re.compile(r"[a-zA-Z0-9\-_]")
+URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # Letters, separators and numbers in any script, and _ . : / = + - @ (the API's \p{L}\p{Z}\p{N}).
-TAG_PUNCTUATION = set("_.:/=+-@")
+TAG_PUNCTUATION = frozenset("_.:/=+-@")
 TAG_CATEGORIES = ("L", "Z", "N")
+TAG_CHARACTERS_RULE = "tags allow letters, digits, spaces and _ . : / = + - @"
 
 
 def is_literal(value: object) -> bool:
     return value is not None and not Token.is_unresolved(value)
 
 
+def shown(value: str) -> str:
+    """The value as quoted in a message; a long one is cut short."""
+    if len(value) <= SHOWN_MAX_LENGTH:
+        return repr(value)
+    return f"{value[: SHOWN_MAX_LENGTH - 20]!r}..."
+
+
 def check_job_name(job_name: str | None) -> list[str]:
-    if not is_literal(job_name):
+    if job_name is None or not is_literal(job_name):
         return []
-    assert job_name is not None
-    rule = f"1 to {JOB_NAME_MAX_LENGTH} characters matching {JOB_NAME_PATTERN}"
-    if not 1 <= len(job_name) <= JOB_NAME_MAX_LENGTH:
-        return [f"job_name {job_name!r} has {len(job_name)} characters; must be {rule}"]
-    if not re.fullmatch(JOB_NAME_PATTERN, job_name):
-        return [
-            f"job_name {job_name!r} must start with a letter or digit and hold only letters, "
-            f"digits, '-' and '_' ({rule})"
-        ]
-    return []
+    given = f"job_name {shown(job_name)}"
+    if not job_name:
+        return [f"{given} is empty; a job name has {JOB_NAME_RULE}"]
+    problems = []
+    if len(job_name) > JOB_NAME_MAX_LENGTH:
+        problems.append(f"{given} has {len(job_name)} characters; a job name has {JOB_NAME_RULE}")
+    if not job_name[0].isascii() or not job_name[0].isalnum():
+        problems.append(
+            f"{given} starts with {job_name[0]!r}; a job name starts with a letter or digit "
+            f"({JOB_NAME_RULE})"
+        )
+    illegal = _illegal_characters(job_name, lambda char: bool(JOB_NAME_CHARACTERS.fullmatch(char)))
+    if illegal:
+        problems.append(
+            f"{given} holds {illegal}; a job name holds only letters, digits, '-' and '_' "
+            f"({JOB_NAME_RULE})"
+        )
+    return problems
 
 
-def check_dataset_arn(dataset_arn: str) -> list[str]:
+def check_dataset_arn(dataset_arn: str, stack_region: str) -> list[str]:
     if not is_literal(dataset_arn):
         return []
-    rule = f"a Personalize dataset ARN ({DATASET_ARN_PATTERN}), at most {ARN_MAX_LENGTH} chars"
+    given = f"dataset_arn {shown(dataset_arn)}"
+    rule = f"a Personalize dataset ARN, {DATASET_ARN_EXAMPLE}, of at most {ARN_MAX_LENGTH} chars"
+    problems = []
     if len(dataset_arn) > ARN_MAX_LENGTH:
-        return [f"dataset_arn {dataset_arn!r} has {len(dataset_arn)} characters; must be {rule}"]
-    if not re.fullmatch(DATASET_ARN_PATTERN, dataset_arn):
-        return [f"dataset_arn {dataset_arn!r} is not {rule}"]
-    return []
+        problems.append(f"{given} has {len(dataset_arn)} characters; it must be {rule}")
+    parts = dataset_arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        problems.append(f"{given} is not an ARN; it must be {rule}")
+    elif not re.fullmatch(DATASET_ARN_PATTERN, dataset_arn):
+        problems.append(
+            f"{given} is not a Personalize dataset ARN (service {shown(parts[2])}, resource "
+            f"{shown(parts[5])}); it must be {rule}"
+        )
+    else:
+        problems.extend(_check_region("dataset_arn", dataset_arn, stack_region))
+    return problems
 
 
 def check_ingestion_mode(mode: str) -> list[str]:
     if not is_literal(mode) or mode in INGESTION_MODES:
         return []
-    return [f"ingestion_mode {mode!r} must be one of {', '.join(INGESTION_MODES)}"]
+    hint = f" (did you mean {mode.upper()!r}?)" if mode.upper() in INGESTION_MODES else ""
+    return [
+        f"ingestion_mode {shown(mode)} is not an ingestion mode; it must be one of "
+        f"{', '.join(INGESTION_MODES)}{hint}"
+    ]
 
 
-def check_output_prefix(prefix: str, bucket_name: str | None) -> list[str]:
-    """bucket_name: None or a token when the bucket is new or its name is known only on deploy."""
+def check_output_prefix(given: str | None, prefix: str, bucket_name: str | None) -> list[str]:
+    """given: what the user passed (None for the default); prefix: it with its trailing '/'.
+
+    bucket_name: None or a token when the bucket is new or its name is known only on deploy.
+    """
     if not is_literal(prefix):
         return []
+    setting = (
+        f"output_prefix {shown(given)}"
+        if given is not None
+        else f"output_prefix (default: the construct path) {shown(prefix)}"
+    )
     problems = []
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", prefix):
+    if URL_SCHEME.match(prefix):
         problems.append(
-            f"output_prefix {prefix!r} is a URL; give the key prefix inside the bucket "
-            "(the bucket is set with bucket=)"
+            f"{setting} is a URL; it must be a key prefix inside the bucket "
+            "(choose the bucket with bucket=)"
         )
     if prefix.startswith("/"):
-        problems.append(f"output_prefix {prefix!r} must not start with '/' (S3 keys have none)")
-    known = bucket_name is not None and is_literal(bucket_name)
-    bucket_length = (
-        len(bucket_name) if bucket_name is not None and known else BUCKET_NAME_MAX_LENGTH
-    )
-    path_length = len("s3://") + bucket_length + 1 + len(prefix.rstrip("/")) + 1
-    if path_length > OUTPUT_PATH_MAX_LENGTH:
-        bucket_note = "" if known else f" with a bucket name of up to {bucket_length} chars"
+        problems.append(f"{setting} starts with '/'; a key prefix has no leading '/' in S3")
+    if any(unicodedata.category(char) == "Cc" for char in prefix):
         problems.append(
-            f"output_prefix {prefix[:40]!r}... makes an output path of {path_length} characters"
-            f"{bucket_note}; the path s3://bucket/prefix/ must be at most {OUTPUT_PATH_MAX_LENGTH}"
+            f"{setting} holds a control character (such as a line break); the output path "
+            "must match (s3|http|https)://.+ on one line"
         )
+    problems.extend(_check_output_path_length(setting, prefix, bucket_name))
     return problems
 
 
-def check_kms_key_arn(key_arn: str | None) -> list[str]:
-    if not is_literal(key_arn):
+def _check_output_path_length(setting: str, prefix: str, bucket_name: str | None) -> list[str]:
+    known = bucket_name is not None and is_literal(bucket_name)
+    bucket_length = len(bucket_name) if known and bucket_name else BUCKET_NAME_MAX_LENGTH
+    path_length = len("s3://") + bucket_length + len("/") + len(prefix)
+    if path_length <= OUTPUT_PATH_MAX_LENGTH:
         return []
-    assert key_arn is not None
-    if re.fullmatch(KMS_KEY_ARN_PATTERN, key_arn) and ":alias/" not in key_arn:
+    bucket_note = (
+        f"bucket {bucket_name!r}"
+        if known
+        else f"a bucket name of up to {BUCKET_NAME_MAX_LENGTH} characters"
+    )
+    return [
+        f"{setting} makes an output path of {path_length} characters with {bucket_note}; "
+        f"the path s3://bucket/prefix/ must have at most {OUTPUT_PATH_MAX_LENGTH}"
+    ]
+
+
+def check_role_arn(role_arn: str | None) -> list[str]:
+    if role_arn is None or not is_literal(role_arn):
+        return []
+    if len(role_arn) <= ARN_MAX_LENGTH and re.fullmatch(ROLE_ARN_PATTERN, role_arn):
         return []
     return [
-        f"encryption_key {key_arn!r} must be a KMS key ARN ({KMS_KEY_ARN_PATTERN}); "
-        "Personalize does not accept an alias: pass the key itself"
+        f"role {shown(role_arn)} is not an IAM role ARN of at most {ARN_MAX_LENGTH} characters "
+        f"matching {ROLE_ARN_PATTERN}"
+    ]
+
+
+def check_kms_key(key_arn: str | None, alias_name: str | None, stack_region: str) -> list[str]:
+    """alias_name: set when the key given is an alias object (kms.Alias or an imported alias)."""
+    rule = (
+        "Personalize's kmsKeyArn must be a key ARN (arn:aws:kms:<region>:<account>:key/<key-id>), "
+        "never an alias: pass the key itself, e.g. kms.Key.from_key_arn(...)"
+    )
+    if alias_name is not None:
+        return [f"encryption_key is the alias {shown(alias_name)}; {rule}"]
+    if key_arn is None:
+        return []
+    if ":alias/" in key_arn:  # also catches an alias ARN built from tokens
+        return [f"encryption_key {shown(key_arn)} is an alias ARN; {rule}"]
+    if not is_literal(key_arn):
+        return []
+    if len(key_arn) > KMS_KEY_ARN_MAX_LENGTH or not re.fullmatch(KMS_KEY_ARN_PATTERN, key_arn):
+        return [f"encryption_key {shown(key_arn)} is not a KMS key ARN; {rule}"]
+    return _check_region("encryption_key", key_arn, stack_region)
+
+
+def _check_region(setting: str, arn: str, stack_region: str) -> list[str]:
+    region = arn.split(":")[3]
+    if not is_literal(stack_region) or not region or region == stack_region:
+        return []
+    return [
+        f"{setting} {shown(arn)} is in region {region!r} but the stack deploys to "
+        f"{stack_region!r}; Personalize, the bucket and the key must share one region"
     ]
 
 
@@ -112,57 +199,114 @@ def check_tags(tags: Mapping[str, str] | None) -> list[str]:
         return []
     problems = []
     if len(tags) > TAGS_MAX:
-        problems.append(f"tags has {len(tags)} entries; at most {TAGS_MAX} are allowed")
+        problems.append(f"tags has {len(tags)} entries; an export job takes at most {TAGS_MAX}")
     for key, value in tags.items():
-        problems.extend(_check_tag(key, value))
+        problems.extend(_check_tag_key(key))
+        problems.extend(_check_tag_value(key, value))
     return problems
 
 
-def _check_tag(key: str, value: str) -> list[str]:
-    problems = []
-    if is_literal(key):
-        if not 1 <= len(key) <= TAG_KEY_MAX_LENGTH:
-            problems.append(f"tag key {key!r} must have 1 to {TAG_KEY_MAX_LENGTH} characters")
-        if key.lower().startswith("aws:"):
-            problems.append(f"tag key {key!r} must not start with 'aws:' (reserved by AWS)")
-        problems.extend(_check_tag_characters("tag key", key))
-    if is_literal(value):
-        if len(value) > TAG_VALUE_MAX_LENGTH:
-            problems.append(
-                f"tag value for {key!r} has {len(value)} characters; "
-                f"at most {TAG_VALUE_MAX_LENGTH} are allowed"
-            )
-        problems.extend(_check_tag_characters(f"tag value for {key!r}", value))
-    return problems
-
-
-def _check_tag_characters(what: str, text: str) -> list[str]:
-    illegal = sorted({char for char in text if not _is_tag_character(char)})
-    if not illegal:
+def _check_tag_key(key: str) -> list[str]:
+    if not is_literal(key):
         return []
-    return [
-        f"{what} {text!r} holds {''.join(illegal)!r}; tags allow letters, digits, spaces "
-        "and _ . : / = + - @"
-    ]
+    given = f"tags key {shown(key)}"
+    problems = []
+    if not 1 <= len(key) <= TAG_KEY_MAX_LENGTH:
+        problems.append(
+            f"{given} has {len(key)} characters; a tag key has 1 to {TAG_KEY_MAX_LENGTH}"
+        )
+    if key.lower().startswith("aws:"):
+        problems.append(f"{given} starts with 'aws:'; that prefix is reserved for AWS's own tags")
+    illegal = _illegal_characters(key, _is_tag_character)
+    if illegal:
+        problems.append(f"{given} holds {illegal}; {TAG_CHARACTERS_RULE}")
+    return problems
+
+
+def _check_tag_value(key: str, value: str) -> list[str]:
+    if not is_literal(value):
+        return []
+    given = f"tags value {shown(value)} (key {shown(key)})"
+    problems = []
+    if len(value) > TAG_VALUE_MAX_LENGTH:
+        problems.append(
+            f"{given} has {len(value)} characters; a tag value has at most {TAG_VALUE_MAX_LENGTH}"
+        )
+    illegal = _illegal_characters(value, _is_tag_character)
+    if illegal:
+        problems.append(f"{given} holds {illegal}; {TAG_CHARACTERS_RULE}")
+    return problems
 
 
 def _is_tag_character(char: str) -> bool:
     return char in TAG_PUNCTUATION or unicodedata.category(char)[0] in TAG_CATEGORIES
 
 
+def _illegal_characters(text: str, allowed: Callable[[str], bool]) -> str:
+    illegal = sorted({char for char in text if not allowed(char)})
+    return ", ".join(repr(char) for char in illegal)
+
+
 def check_timeout(timeout: Duration, *, minimum: Duration, maximum: Duration) -> list[str]:
-    seconds = timeout.to_seconds()
+    if timeout.is_unresolved():
+        return _check_timeout_token(timeout)
+    seconds = timeout.to_seconds(integral=False)
+    given = f"timeout {timeout.to_human_string()} ({seconds:g} s)"
     if seconds <= 0:
-        return [f"timeout {seconds} s must be positive"]
+        return [f"{given} is not positive; the deploy must wait some time for the export"]
     if seconds < minimum.to_seconds():
         return [
-            f"timeout {seconds} s is shorter than the polling interval "
-            f"({minimum.to_seconds()} s): the job would never be polled"
+            f"{given} is shorter than the polling interval ({minimum.to_seconds()} s); "
+            "the job would time out before it is ever checked"
         ]
     if seconds > maximum.to_seconds():
         return [
-            f"timeout {seconds} s is longer than CloudFormation allows: it waits at most 3600 s "
-            f"for a custom resource, and {maximum.to_seconds()} s is the most that leaves room "
-            "for starting the job and reporting back"
+            f"{given} is longer than CloudFormation allows: it waits at most 3600 s for a custom "
+            f"resource, and {maximum.to_seconds()} s is the most that leaves room to start the "
+            "job and report back"
         ]
     return []
+
+
+def _check_timeout_token(timeout: Duration) -> list[str]:
+    try:
+        timeout.to_seconds()
+    except RuntimeError:
+        return [
+            f"timeout {timeout.to_human_string()} comes from a token in another unit; "
+            "a token timeout must be Duration.seconds(token)"
+        ]
+    return []
+
+
+def check_destination(prefix: str, bucket: str, prefixes_taken: Mapping[str, str]) -> list[str]:
+    """prefixes_taken: the prefixes other exports of this app use in this bucket, and by whom."""
+    problems = []
+    for other_prefix, holder in prefixes_taken.items():
+        if other_prefix == prefix:
+            problems.append(
+                f"output_prefix {shown(prefix)} in bucket {bucket} is already the destination of "
+                f"{holder}; two exports must not write to the same bucket and prefix"
+            )
+        elif prefix.startswith(other_prefix) or other_prefix.startswith(prefix):
+            problems.append(
+                f"output_prefix {shown(prefix)} in bucket {bucket} overlaps "
+                f"{shown(other_prefix)}, the destination of {holder}; one export's files would "
+                "be read as part of the other's"
+            )
+    return problems
+
+
+def check_job_name_unique(
+    job_name: str | None, place: tuple[str, str], claimed: Mapping[tuple[str, str, str], str]
+) -> list[str]:
+    """place: the stack's (account, region); job names are unique per account and region."""
+    if job_name is None or not is_literal(job_name):
+        return []
+    holder = claimed.get((*place, job_name))
+    if holder is None:
+        return []
+    return [
+        f"job_name {shown(job_name)} is already the job name of {holder} in the same account "
+        "and region; export job names are unique per account and region"
+    ]
