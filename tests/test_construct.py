@@ -138,17 +138,19 @@ def test_custom_resource_carries_every_setting_as_the_handler_expects(stack: cdk
         job_name="nightly-export",
         output_prefix="out",
         tags={"team": "recs"},
-        run_id="2026-11-28",
         timeout=cdk.Duration.minutes(20),
     )
+    DatasetExportJob(stack, "Rerun", dataset_arn=DATASET, run_id="2026-11-28")
     template = template_of(stack)
 
-    resource = only(template, RESOURCE_TYPE)
-    props = resource["Properties"]
+    exports = resources(template, RESOURCE_TYPE)
+    props = next(r["Properties"] for key, r in exports.items() if key.startswith("Export"))
+    rerun = next(r["Properties"] for key, r in exports.items() if key.startswith("Rerun"))
+    assert rerun[Prop.RUN_ID] == "2026-11-28"
+    assert Prop.RUN_ID not in props
     assert props[Prop.DATASET_ARN] == DATASET
     assert props[Prop.INGESTION_MODE] == "BULK"
     assert props[Prop.JOB_NAME] == "nightly-export"
-    assert props[Prop.RUN_ID] == "2026-11-28"
     assert props[Prop.TAGS] == [{"tagKey": "team", "tagValue": "recs"}]
     assert props[Prop.TIMEOUT_SECONDS] == "1200"
     assert props["ServiceTimeout"] == "1500"
@@ -175,11 +177,20 @@ def test_handler_may_create_and_describe_only_this_exports_jobs(stack: cdk.Stack
     found = handler_statements(template_of(stack))
     by_action = {action: s for s in found for action in actions_of(s)}
 
-    create = by_action["personalize:CreateDatasetExportJob"]
-    assert create["Resource"][0] == DATASET
-    assert json.dumps(create["Resource"][1]).endswith(':dataset-export-job/TestStack-Export-*"]]}')
-    describe = by_action["personalize:DescribeDatasetExportJob"]
-    assert describe["Resource"] == create["Resource"][1]
+    resources_by_action: dict[str, list[str]] = {}
+    for statement in found:
+        for action in actions_of(statement):
+            resource = statement["Resource"]
+            listed = resource if isinstance(resource, list) else [resource]
+            resources_by_action.setdefault(action, []).extend(json.dumps(r) for r in listed)
+    job_arns = ':dataset-export-job/TestStack-Export-*"]]}'
+    create = resources_by_action["personalize:CreateDatasetExportJob"]
+    assert sorted(create) == sorted(
+        [json.dumps(DATASET), *[r for r in create if r.endswith(job_arns)]]
+    )
+    assert len(create) == 2
+    (describe,) = resources_by_action["personalize:DescribeDatasetExportJob"]
+    assert describe.endswith(job_arns)
     pass_role = by_action["iam:PassRole"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": PERSONALIZE}}
     assert "personalize:TagResource" not in by_action

@@ -659,14 +659,6 @@ SCENARIOS = [
             ),
         ),
     ),
-    row(
-        "update-job-name-unchanged-run-id-changed-keeps-the-job",
-        Scenario(
-            update_from_to({"job_name": "nightly"}, {"job_name": "nightly", "run_id": "2"}),
-            calls=(D, D),
-            physical_id=BEFORE,
-        ),
-    ),
     # Rollback of a failed update: CloudFormation sends an Update back to the old properties.
     row(
         "rollback-of-update-refused-in-onevent",

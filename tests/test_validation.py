@@ -45,6 +45,14 @@ LONG_ARN = DATASET + "-" + "X" * 250
 TOO_MANY_TAGS = {f"key{index}": "value" for index in range(201)}
 
 CASES = [
+    Case(
+        "run-id-with-a-fixed-job-name",
+        given(job_name="nightly", run_id="2"),
+        "run_id",
+        "'2'",
+        "export job names are unique and jobs can't be deleted",
+        ["job_name 'nightly'"],
+    ),
     Case("job-name-empty", given(job_name=""), "job_name", "''", "1 to 63 characters"),
     Case(
         "job-name-too-long",

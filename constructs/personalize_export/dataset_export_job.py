@@ -12,6 +12,7 @@ from aws_cdk import (
     CfnOutput,
     CustomResource,
     Duration,
+    Names,
     RemovalPolicy,
     Stack,
     Token,
@@ -30,18 +31,25 @@ from personalize_export.provider import (
     POLL_INTERVAL,
     ExportJobProvider,
 )
-from personalize_export.runtime.export_job.contract import RESOURCE_TYPE, Attr, Prop
+from personalize_export.runtime.export_job.contract import (
+    MAX_TIMEOUT_SECONDS,
+    RESOURCE_TYPE,
+    Attr,
+    Prop,
+)
 from personalize_export.runtime.export_job.request import job_name_prefix
 
 PERSONALIZE = "personalize.amazonaws.com"
+MAX_TIMEOUT = Duration.seconds(MAX_TIMEOUT_SECONDS)
 # Room, inside CloudFormation's hour, to start the job and report its end.
-REPORTING_MARGIN = Duration.minutes(5)
-MAX_TIMEOUT = Duration.seconds(CLOUDFORMATION_MAX_WAIT.to_seconds() - REPORTING_MARGIN.to_seconds())
+REPORTING_MARGIN = Duration.seconds(CLOUDFORMATION_MAX_WAIT.to_seconds() - MAX_TIMEOUT_SECONDS)
 DEFAULT_TIMEOUT = MAX_TIMEOUT
 SERVICE_ROLE_S3_ACTIONS = ["s3:PutObject", "s3:ListBucket"]
 SERVICE_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:ListGrants"]
 KEY_POLICY_ACTIONS = [*SERVICE_KMS_ACTIONS, "kms:CreateGrant"]
 _S3_KEY_UNSAFE = re.compile(r"[^a-zA-Z0-9!_.*'()/-]+")
+# Where the service roles shared by exports into one given bucket live, in each stack.
+SHARED_ROLES_ID = "PersonalizeExportServiceRoles"
 # Warnings a user can acknowledge with Validations.of(export).acknowledge(...).
 BUCKET_POLICY_NOT_ADDED = "personalize-export:BucketPolicyNotAdded"
 KEY_POLICY_NOT_ADDED = "personalize-export:KeyPolicyNotAdded"
@@ -82,9 +90,12 @@ class DatasetExportJob(Construct):
     :param dataset_arn: the dataset to export (a literal ARN or a token).
     :param ingestion_mode: BULK, PUT or ALL. Default: PUT, as the service. Data loaded by a
         dataset import job is exported only by BULK or ALL.
-    :param job_name: the export job's name, used as given. Default: derived from the construct
-        path plus a hash, unique for each job this resource starts.
-    :param bucket: the bucket to export into. Default: a new hardened bucket.
+    :param job_name: the export job's name, used as given. Names are unique per account and
+        region and jobs can't be deleted, so a job of a fixed name runs once: changing the
+        export settings under the same name fails the update. Default: derived from the
+        construct path plus a hash, unique for each job this resource starts.
+    :param bucket: the bucket to export into. Exports into one given bucket in a stack share
+        one service role. Default: a new hardened bucket (and a role of its own).
     :param output_prefix: the key prefix inside the bucket. Default: the construct path.
     :param role: the service role Personalize assumes. Default: a new role with exactly the
         rights the export needs.
@@ -94,7 +105,7 @@ class DatasetExportJob(Construct):
     :param timeout: how long the deploy waits for ACTIVE. Default and maximum: 55 minutes
         (CloudFormation waits at most one hour for a custom resource).
     :param run_id: any string; changing it runs the export again with unchanged settings.
-        Default: none.
+        Not with ``job_name``. Default: none.
     :param stack_outputs: add CfnOutputs for the job ARN and the output path. Default: True.
     """
 
@@ -125,6 +136,7 @@ class DatasetExportJob(Construct):
             mode=mode,
             job_name=job_name,
             given_prefix=output_prefix,
+            run_id=run_id,
             bucket=bucket,
             role=role,
             encryption_key=encryption_key,
@@ -134,7 +146,7 @@ class DatasetExportJob(Construct):
         self.ingestion_mode = mode
         self.encryption_key = encryption_key
         self.bucket = bucket or self._new_bucket()
-        self.role = role or self._new_service_role()
+        self.role = role or (self._shared_service_role() if bucket else self._new_service_role())
         self._grant_personalize_access()
 
         provider = ExportJobProvider.of(self)
@@ -192,6 +204,7 @@ class DatasetExportJob(Construct):
         mode: str,
         job_name: str | None,
         given_prefix: str | None,
+        run_id: str | None,
         bucket: s3.IBucket | None,
         role: iam.IRole | None,
         encryption_key: kms.IKey | None,
@@ -204,6 +217,7 @@ class DatasetExportJob(Construct):
             *validation.check_ingestion_mode(mode),
             *validation.check_job_name(job_name),
             *validation.check_job_name_unique(job_name, self._place, claims.job_names),
+            *validation.check_run_id(run_id, job_name),
             *validation.check_output_prefix(
                 given_prefix, self.output_prefix, bucket.bucket_name if bucket else None
             ),
@@ -275,10 +289,30 @@ class DatasetExportJob(Construct):
         )
 
     def _new_service_role(self) -> iam.Role:
-        return iam.Role(
+        return self._service_role(
             self,
             "ServiceRole",
-            description=f"Assumed by Amazon Personalize to write the export of {self.node.path}",
+            f"Assumed by Amazon Personalize to write the export of {self.node.path}",
+        )
+
+    def _shared_service_role(self) -> iam.Role:
+        """Exports into one given bucket share one role: each adds only its own prefix to it."""
+        stack = Stack.of(self)
+        holder = stack.node.try_find_child(SHARED_ROLES_ID)
+        if not isinstance(holder, Construct):
+            holder = Construct(stack, SHARED_ROLES_ID)
+        role_id = f"For{Names.node_unique_id(self.bucket.node)}"
+        existing = holder.node.try_find_child(role_id)
+        if isinstance(existing, iam.Role):
+            return existing
+        description = f"Assumed by Amazon Personalize to write exports into {self.bucket.node.path}"
+        return self._service_role(holder, role_id, description)
+
+    def _service_role(self, scope: Construct, role_id: str, description: str) -> iam.Role:
+        return iam.Role(
+            scope,
+            role_id,
+            description=description[:1000],
             assumed_by=iam.ServicePrincipal(PERSONALIZE).with_conditions(
                 self._confused_deputy_conditions()
             ),
@@ -360,15 +394,19 @@ class DatasetExportJob(Construct):
             service_role=self.role,
             object_arns=self._object_arns,
         )
+        # Two statements, each merged across the stack's exports, keep the shared policy small.
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["personalize:CreateDatasetExportJob"],
-                resources=[self.dataset_arn, job_arns],
+                actions=[
+                    "personalize:CreateDatasetExportJob",
+                    "personalize:DescribeDatasetExportJob",
+                ],
+                resources=[job_arns],
             )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["personalize:DescribeDatasetExportJob"], resources=[job_arns]
+                actions=["personalize:CreateDatasetExportJob"], resources=[self.dataset_arn]
             )
         )
         if tagging:

@@ -13,13 +13,19 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from personalize_export.acknowledgments import acknowledge_provider_framework
-from personalize_export.runtime.export_job.contract import IS_COMPLETE_ENTRY, ON_EVENT_ENTRY
+from personalize_export.runtime.export_job.contract import (
+    CLOUDFORMATION_MAX_WAIT_SECONDS,
+    IS_COMPLETE_ENTRY,
+    ON_EVENT_ENTRY,
+)
 
 PROVIDER_ID = "PersonalizeExportProvider"
 POLL_INTERVAL = Duration.seconds(30)
 # CloudFormation waits at most one hour for a custom resource, whatever the waiter is told.
-CLOUDFORMATION_MAX_WAIT = Duration.hours(1)
-HANDLER_TIMEOUT = Duration.minutes(1)
+CLOUDFORMATION_MAX_WAIT = Duration.seconds(CLOUDFORMATION_MAX_WAIT_SECONDS)
+# One call may make three Personalize requests, each retried by botocore: a Lambda timeout would
+# fail the resource where a slow answer should only be another poll.
+HANDLER_TIMEOUT = Duration.minutes(3)
 HANDLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
 ASSET_EXCLUDES = ["__pycache__", "*.pyc"]
 

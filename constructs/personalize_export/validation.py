@@ -310,3 +310,14 @@ def check_job_name_unique(
         f"job_name {shown(job_name)} is already the job name of {holder} in the same account "
         "and region; export job names are unique per account and region"
     ]
+
+
+def check_run_id(run_id: str | None, job_name: str | None) -> list[str]:
+    """A fixed job name can run only once: a new run_id would need a second job of that name."""
+    if run_id is None or job_name is None:
+        return []
+    return [
+        f"run_id {shown(run_id)} can't be combined with job_name {shown(job_name)}: a run_id "
+        "starts a new export job on each change, and export job names are unique and jobs "
+        "can't be deleted; leave job_name unset so that each run gets a name of its own"
+    ]
