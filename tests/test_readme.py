@@ -13,8 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
-from conftest import REPO
+from conftest import REPO, new_app
+
+from personalize_export import DatasetExportJob
 
 README = REPO / "README.md"
 FENCE = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
@@ -89,3 +92,17 @@ def test_shell_command_works(command: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "cdk.out" if argv[0].endswith("npx") else REPO / "cdk.out"
     assert (out / "PersonalizeExportDemo.template.json").is_file()
+
+
+def test_readme_shows_the_synth_error_the_construct_raises() -> None:
+    (shown,) = blocks("text")
+    stack = cdk.Stack(new_app(), "MyStack")
+    with pytest.raises(ValueError) as raised:
+        DatasetExportJob(
+            stack,
+            "Export",
+            dataset_arn="arn:aws:personalize:us-east-1:123456789012:dataset/shop/INTERACTIONS",
+            job_name="nightly export",
+            ingestion_mode="all",
+        )
+    assert str(raised.value) == shown.strip()

@@ -66,7 +66,7 @@ def personalize() -> PersonalizeClient:
     AWS_ENDPOINT_URL_PERSONALIZE, AWS_MAX_ATTEMPTS and the usual credential chain apply.
     botocore's few retries (standard mode: 3 attempts with jittered backoff) smooth over a blip
     inside one call; lasting refusals are retried by the handler on every poll until the deadline.
-    The timeouts keep a call with its retries well inside the handler's one-minute Lambda timeout.
+    The timeouts keep a call with its retries well inside the handler's Lambda timeout.
     """
     global _client
     if _client is None:
