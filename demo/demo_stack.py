@@ -14,7 +14,7 @@ from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
 from personalize_export import DatasetExportJob, IngestionMode
-from personalize_export.access_logs import access_log_bucket
+from personalize_export.access_logs import hardened_bucket
 
 SAMPLE_DATA = Path(__file__).parent / "data"
 SAMPLE_KEY_PREFIX = "sample/"
@@ -61,18 +61,7 @@ class DemoStack(Stack):
         )
 
     def _demo_dataset(self) -> str:
-        source = s3.Bucket(
-            self,
-            "SampleData",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=RemovalPolicy.RETAIN,
-            server_access_logs_bucket=access_log_bucket(self),
-            server_access_logs_prefix="SampleData/",
-        )
+        source = hardened_bucket(self, "SampleData", logs_prefix="SampleData/")
         upload = self._upload_sample(source)
         import_role = self._import_role(source)
         group = personalize.CfnDatasetGroup(self, "DatasetGroup", name=f"{self.stack_name}-group")

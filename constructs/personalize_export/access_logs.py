@@ -1,8 +1,9 @@
-"""The one server access log bucket per stack that the buckets this library creates log into."""
+"""Hardened buckets, and the one access log bucket per stack that they log into."""
 
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -28,16 +29,7 @@ class AccessLogBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.node.set_context(LOG_DELIVERY_BY_POLICY_FLAG, True)
-        self.bucket = s3.Bucket(
-            self,
-            "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.bucket = hardened_bucket(self, "Bucket", logs_prefix=None)
         acknowledge_access_log_bucket(self.bucket)
 
 
@@ -47,3 +39,29 @@ def access_log_bucket(scope: Construct) -> s3.Bucket:
     Other buckets in the stack may log into it too, each under its own prefix.
     """
     return AccessLogBucket.of(scope)
+
+
+def hardened_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    logs_prefix: str | None,
+    encryption_key: kms.IKey | None = None,
+) -> s3.Bucket:
+    """Private, TLS-only, encrypted (SSE-S3, or SSE-KMS with the key), versioned, ACLs off and
+    retained on delete and replacement; logs to the stack's access log bucket under logs_prefix
+    (None: no access logs, for the access log bucket itself)."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        encryption=s3.BucketEncryption.KMS if encryption_key else s3.BucketEncryption.S3_MANAGED,
+        encryption_key=encryption_key,
+        bucket_key_enabled=True if encryption_key else None,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=RemovalPolicy.RETAIN,
+        server_access_logs_bucket=access_log_bucket(scope) if logs_prefix is not None else None,
+        server_access_logs_prefix=logs_prefix,
+    )

@@ -13,7 +13,6 @@ from aws_cdk import (
     CustomResource,
     Duration,
     Names,
-    RemovalPolicy,
     Stack,
     Token,
     Validations,
@@ -24,7 +23,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from personalize_export import validation
-from personalize_export.access_logs import access_log_bucket
+from personalize_export.access_logs import hardened_bucket
 from personalize_export.acknowledgments import acknowledge_export_wildcards
 from personalize_export.provider import (
     CLOUDFORMATION_MAX_WAIT,
@@ -271,21 +270,11 @@ class DatasetExportJob(Construct):
             claims.job_names[(*self._place, job_name)] = self.node.path
 
     def _new_bucket(self) -> s3.Bucket:
-        return s3.Bucket(
+        return hardened_bucket(
             self,
             "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=(
-                s3.BucketEncryption.KMS if self.encryption_key else s3.BucketEncryption.S3_MANAGED
-            ),
+            logs_prefix=_key_safe(self.node.path) + "/",
             encryption_key=self.encryption_key,
-            bucket_key_enabled=True if self.encryption_key else None,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=RemovalPolicy.RETAIN,
-            server_access_logs_bucket=access_log_bucket(self),
-            server_access_logs_prefix=_key_safe(self.node.path) + "/",
         )
 
     def _new_service_role(self) -> iam.Role:
