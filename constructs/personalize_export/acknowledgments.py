@@ -39,7 +39,8 @@ NO_XRAY = (
     "the isComplete function, whose logs and the machine's ALL-level execution log cover it."
 )
 JOB_NAMES_BY_PREFIX = (
-    "Export job names are derived per request (construct path + a hash of the export settings), "
+    "Export job names are derived per request (construct path + a hash of the CloudFormation "
+    "request), "
     "so the job ARN is known only by this export's name prefix; the wildcard covers only the "
     "jobs of this one export."
 )
