@@ -183,7 +183,7 @@ def test_handler_may_create_and_describe_only_this_exports_jobs(stack: cdk.Stack
             resource = statement["Resource"]
             listed = resource if isinstance(resource, list) else [resource]
             resources_by_action.setdefault(action, []).extend(json.dumps(r) for r in listed)
-    job_arns = ':dataset-export-job/TestStack-Export-*"]]}'
+    job_arns = ':dataset-export-job/TestStack-Export-*"}'
     create = resources_by_action["personalize:CreateDatasetExportJob"]
     assert sorted(create) == sorted(
         [json.dumps(DATASET), *[r for r in create if r.endswith(job_arns)]]
@@ -209,7 +209,7 @@ def test_tagging_is_allowed_only_when_tags_are_set(stack: cdk.Stack) -> None:
         action: s for s in handler_statements(template_of(stack)) for action in actions_of(s)
     }
     assert json.dumps(by_action["personalize:TagResource"]["Resource"]).endswith(
-        ':dataset-export-job/tagged"]]}'
+        ':dataset-export-job/tagged"}'
     )
 
 

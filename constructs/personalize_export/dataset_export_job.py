@@ -10,9 +10,10 @@ from enum import Enum
 from aws_cdk import (
     Aws,
     CfnOutput,
+    CfnResource,
     CustomResource,
     Duration,
-    Names,
+    Fn,
     Stack,
     Token,
     Validations,
@@ -48,7 +49,7 @@ SERVICE_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", 
 KEY_POLICY_ACTIONS = [*SERVICE_KMS_ACTIONS, "kms:CreateGrant"]
 _S3_KEY_UNSAFE = re.compile(r"[^a-zA-Z0-9!_.*'()/-]+")
 # Where the service roles shared by exports into one given bucket live, in each stack.
-SHARED_ROLES_ID = "PersonalizeExportServiceRoles"
+SHARED_ROLES_ID = "ExportRoles"
 # Warnings a user can acknowledge with Validations.of(export).acknowledge(...).
 BUCKET_POLICY_NOT_ADDED = "personalize-export:BucketPolicyNotAdded"
 KEY_POLICY_NOT_ADDED = "personalize-export:KeyPolicyNotAdded"
@@ -158,13 +159,30 @@ class DatasetExportJob(Construct):
             service_timeout=self._service_timeout(),
             properties=self._properties(job_name, tags, run_id),
         )
-        # Personalize checks the role and the bucket policy when the job starts.
-        self.resource.node.add_dependency(self.role, self.bucket)
+        self._omit_default_removal_policies()
+        # Personalize checks the role's policies and the bucket policy when the job starts (the
+        # role itself and the bucket are referenced already).
+        self.resource.node.add_dependency(self.role, *self._bucket_policy)
         self.job_arn = self.resource.get_att_string(Attr.JOB_ARN)
         self.job_name = self.resource.get_att_string(Attr.JOB_NAME)
         self.output_path = self.resource.get_att_string(Attr.OUTPUT_PATH)
         if stack_outputs:
             self._add_outputs()
+
+    def _omit_default_removal_policies(self) -> None:
+        """Delete is CloudFormation's default: saying so costs bytes in every export's resource.
+
+        (Deleting the resource only runs our Delete, which leaves the job and its files alone.)
+        """
+        resource = self.resource.node.default_child
+        assert isinstance(resource, CfnResource)
+        resource.cfn_options.deletion_policy = None
+        resource.cfn_options.update_replace_policy = None
+
+    @property
+    def _bucket_policy(self) -> list[s3.BucketPolicy]:
+        policy = self.bucket.policy
+        return [policy] if policy is not None else []
 
     @property
     def destination(self) -> str:
@@ -290,7 +308,8 @@ class DatasetExportJob(Construct):
         holder = stack.node.try_find_child(SHARED_ROLES_ID)
         if not isinstance(holder, Construct):
             holder = Construct(stack, SHARED_ROLES_ID)
-        role_id = f"For{Names.node_unique_id(self.bucket.node)}"
+        # Short: the role's logical id is repeated in every export that uses it.
+        role_id = f"Bucket{self.bucket.node.addr[:8]}"
         existing = holder.node.try_find_child(role_id)
         if isinstance(existing, iam.Role):
             return existing
@@ -375,7 +394,7 @@ class DatasetExportJob(Construct):
     ) -> None:
         """CreateDatasetExportJob on the dataset and this export's job ARNs, and nothing wider."""
         name_pattern = job_name or f"{self._job_name_prefix}-*"
-        job_arns = self._personalize_arn(f"dataset-export-job/{name_pattern}")
+        job_arns = self._compact_personalize_arn(f"dataset-export-job/{name_pattern}")
         role = provider.handler_role
         acknowledge_export_wildcards(
             handler_role=role,
@@ -413,6 +432,15 @@ class DatasetExportJob(Construct):
     @property
     def _job_name_prefix(self) -> str:
         return job_name_prefix("-".join(scope.node.id for scope in self.node.scopes[1:]))
+
+    def _compact_personalize_arn(self, resource: str) -> str:
+        """The same ARN as one Fn::Sub string: a third of the Fn::Join's bytes, in every export's
+        statement of the stack's shared handler policy."""
+        if Token.is_unresolved(resource):
+            return self._personalize_arn(resource)
+        return Fn.sub(
+            "arn:${AWS::Partition}:personalize:${AWS::Region}:${AWS::AccountId}:" + resource
+        )
 
     def _personalize_arn(self, resource: str) -> str:
         return f"arn:{Aws.PARTITION}:personalize:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
@@ -457,13 +485,13 @@ class DatasetExportJob(Construct):
             self,
             "JobArn",
             value=self.job_arn,
-            description=f"ARN of the Personalize dataset export job of {self.node.path}",
+            description="Export job ARN",
         )
         CfnOutput(
             self,
             "OutputPath",
             value=self.output_path,
-            description=f"S3 path holding the export of {self.node.path}",
+            description="Export output path",
         )
 
 
