@@ -1,0 +1,142 @@
+"""Synthesize one benchmark case in a fresh process, as `cdk synth` would, and time its phases.
+
+Usage: python bench/synth_case.py CASE --outdir DIR
+CASE: bare | demo | own-N | shared-N | lean-N, with N exports:
+  bare   the hand-written pattern (bare_pattern.py);
+  demo   the demo app (app.py);
+  own    N exports at their defaults (each with its own bucket and service role);
+  shared one bucket, a distinct output_prefix per export (a service role per export, the default);
+  lean   one bucket and one service role for all exports, and stack_outputs=False.
+Each case imports only what it uses. Prints one JSON line: seconds spent importing aws_cdk
+(which starts jsii's Node process), building the construct tree, and synthesizing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+IMPORT_START = time.perf_counter()
+
+import aws_cdk as cdk  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DATASET_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/bench/INTERACTIONS"
+STACK_NAME = "BenchStack"
+# What the CDK CLI adds to cdk.json's context: path and asset metadata in every template.
+CLI_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
+
+
+def new_app(outdir: str) -> cdk.App:
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    return cdk.App(context={**context, **CLI_CONTEXT}, outdir=outdir)
+
+
+def build(app: cdk.App, case: str) -> str:
+    """Add the case's stack to the app; return the stack's name."""
+    if case == "bare":
+        from bare_pattern import BareExportStack
+
+        BareExportStack(app, STACK_NAME, dataset_arn=DATASET_ARN)
+        return STACK_NAME
+    if case == "demo":
+        sys.path.insert(0, str(REPO))
+        from app import build as build_demo
+
+        return build_demo(app).stack_name
+    layout, _, count = case.partition("-")
+    add_exports = LAYOUTS.get(layout)
+    if add_exports is None or not count.isdigit():
+        raise SystemExit(f"unknown case {case!r}")
+    add_exports(cdk.Stack(app, STACK_NAME), int(count))
+    return STACK_NAME
+
+
+def add_own_bucket_exports(stack: cdk.Stack, count: int) -> None:
+    from personalize_export import DatasetExportJob
+
+    for index in range(count):
+        DatasetExportJob(stack, f"Export{index}", dataset_arn=DATASET_ARN)
+
+
+def add_shared_bucket_exports(stack: cdk.Stack, count: int) -> None:
+    from personalize_export import DatasetExportJob
+
+    bucket = shared_bucket(stack)
+    for index in range(count):
+        DatasetExportJob(
+            stack,
+            f"Export{index}",
+            dataset_arn=DATASET_ARN,
+            bucket=bucket,
+            output_prefix=f"exports/{index}/",
+        )
+
+
+def add_lean_exports(stack: cdk.Stack, count: int) -> None:
+    from aws_cdk import aws_iam as iam
+
+    from personalize_export import DatasetExportJob
+
+    bucket = shared_bucket(stack)
+    personalize = iam.ServicePrincipal("personalize.amazonaws.com")
+    role = iam.Role(stack, "SharedServiceRole", assumed_by=personalize)
+    for index in range(count):
+        DatasetExportJob(
+            stack,
+            f"Export{index}",
+            dataset_arn=DATASET_ARN,
+            bucket=bucket,
+            output_prefix=f"exports/{index}/",
+            role=role,
+            stack_outputs=False,
+        )
+
+
+def shared_bucket(stack: cdk.Stack) -> cdk.aws_s3.Bucket:
+    from aws_cdk import aws_s3 as s3
+
+    return s3.Bucket(
+        stack,
+        "SharedBucket",
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        versioned=True,
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+    )
+
+
+LAYOUTS: dict[str, Callable[[cdk.Stack, int], None]] = {
+    "own": add_own_bucket_exports,
+    "shared": add_shared_bucket_exports,
+    "lean": add_lean_exports,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("case")
+    parser.add_argument("--outdir", required=True)
+    args = parser.parse_args()
+    imported = time.perf_counter()
+    app = new_app(args.outdir)
+    stack_name = build(app, args.case)
+    built = time.perf_counter()
+    app.synth()
+    done = time.perf_counter()
+    phases = {
+        "stack": stack_name,
+        "import_s": imported - IMPORT_START,
+        "build_s": built - imported,
+        "synth_s": done - built,
+    }
+    print(json.dumps(phases))
+
+
+if __name__ == "__main__":
+    main()
