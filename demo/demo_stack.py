@@ -15,6 +15,7 @@ from constructs import Construct
 
 from personalize_export import DatasetExportJob, IngestionMode
 from personalize_export.access_logs import hardened_bucket
+from personalize_export.dataset_export_job import PERSONALIZE, personalize_source_conditions
 
 SAMPLE_DATA = Path(__file__).parent / "data"
 SAMPLE_KEY_PREFIX = "sample/"
@@ -30,7 +31,6 @@ INTERACTIONS_SCHEMA = {
     ],
     "version": "1.0",
 }
-PERSONALIZE = "personalize.amazonaws.com"
 BUCKET_DEPLOYMENT = "aws-cdk-lib's BucketDeployment (demo only: it uploads the sample CSV) "
 # Demo-only findings: BucketDeployment's grants (grantRead on the asset, grantReadWrite on the
 # sample bucket) and its function's runtime are fixed by aws-cdk-lib.
@@ -146,12 +146,7 @@ class DemoStack(Stack):
 
     def _import_role(self, source: s3.Bucket) -> iam.Role:
         """Personalize reads exactly the sample file through this role and the bucket's policy."""
-        conditions = {
-            "StringEquals": {"aws:SourceAccount": self.account},
-            "ArnLike": {
-                "aws:SourceArn": f"arn:{self.partition}:personalize:{self.region}:{self.account}:*"
-            },
-        }
+        conditions = personalize_source_conditions(self)
         principal = iam.ServicePrincipal(PERSONALIZE)
         role = iam.Role(self, "ImportRole", assumed_by=principal.with_conditions(conditions))
         sample = source.arn_for_objects(SAMPLE_KEY_PREFIX + SAMPLE_FILE)

@@ -16,7 +16,11 @@ from conftest import DeploymentFactory, new_app, template_of
 from personalize_standin import PersonalizeStandIn
 
 from personalize_export import DatasetExportJob
-from personalize_export.dataset_export_job import BUCKET_POLICY_NOT_ADDED, KEY_POLICY_NOT_ADDED
+from personalize_export.dataset_export_job import (
+    BUCKET_POLICY_NOT_ADDED,
+    KEY_POLICY_NOT_ADDED,
+    ROLE_POLICY_NOT_ADDED,
+)
 from personalize_export.runtime.export_job.contract import RESOURCE_TYPE, Prop
 
 DATASET = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/INTERACTIONS"
@@ -154,6 +158,32 @@ def test_an_immutable_role_is_only_passed_never_changed(stack: cdk.Stack) -> Non
         if s["Action"] == "iam:PassRole"
     ]
     assert [s["Resource"] for s in pass_role] == [ROLE_ARN]
+    (warning,) = [w for w in warnings_of(stack) if ROLE_POLICY_NOT_ADDED in w]
+    assert "s3:PutObject" in warning and ROLE_ARN in warning
+
+
+def test_a_mutable_role_raises_no_role_warning(stack: cdk.Stack) -> None:
+    DatasetExportJob(
+        stack, "Export", dataset_arn=DATASET, role=iam.Role.from_role_arn(stack, "Role", ROLE_ARN)
+    )
+    assert not [w for w in warnings_of(stack) if ROLE_POLICY_NOT_ADDED in w]
+
+
+def test_grant_read_returns_every_grant_it_made(stack: cdk.Stack) -> None:
+    key = kms.Key(stack, "Key")
+    job = DatasetExportJob(stack, "Export", dataset_arn=DATASET, encryption_key=key)
+    reader = iam.Role(stack, "Reader", assumed_by=iam.AccountRootPrincipal())
+    grant = job.grant_read(reader)
+    assert grant.success
+    statements = [
+        cdk.Stack.of(stack).resolve(s.to_statement_json()) for s in grant.principal_statements
+    ]
+    actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"} <= actions
 
 
 def test_an_imported_key_reaches_the_job_and_its_policy_is_left_to_the_user(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Mapping
-from enum import Enum
+from enum import StrEnum
 
 from aws_cdk import (
     Aws,
@@ -43,7 +43,6 @@ PERSONALIZE = "personalize.amazonaws.com"
 MAX_TIMEOUT = Duration.seconds(MAX_TIMEOUT_SECONDS)
 # Room, inside CloudFormation's hour, to start the job and report its end.
 REPORTING_MARGIN = Duration.seconds(CLOUDFORMATION_MAX_WAIT.to_seconds() - MAX_TIMEOUT_SECONDS)
-DEFAULT_TIMEOUT = MAX_TIMEOUT
 SERVICE_ROLE_S3_ACTIONS = ["s3:PutObject", "s3:ListBucket"]
 SERVICE_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:ListGrants"]
 KEY_POLICY_ACTIONS = [*SERVICE_KMS_ACTIONS, "kms:CreateGrant"]
@@ -52,6 +51,7 @@ _S3_KEY_UNSAFE = re.compile(r"[^a-zA-Z0-9!_.*'()/-]+")
 SHARED_ROLES_ID = "ExportRoles"
 # Warnings a user can acknowledge with Validations.of(export).acknowledge(...).
 BUCKET_POLICY_NOT_ADDED = "personalize-export:BucketPolicyNotAdded"
+ROLE_POLICY_NOT_ADDED = "personalize-export:RolePolicyNotAdded"
 KEY_POLICY_NOT_ADDED = "personalize-export:KeyPolicyNotAdded"
 
 
@@ -66,7 +66,7 @@ class _Claims:
 _claims_by_app: weakref.WeakKeyDictionary[IConstruct, _Claims] = weakref.WeakKeyDictionary()
 
 
-class IngestionMode(str, Enum):
+class IngestionMode(StrEnum):
     """Which data to export. Data loaded by a dataset import job is exported only by BULK or ALL.
 
     BULK: data imported by dataset import jobs. PUT: data sent with PutEvents, PutUsers or
@@ -128,7 +128,7 @@ class DatasetExportJob(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
-        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.timeout = timeout or MAX_TIMEOUT
         self.output_prefix = self._prefix_with_slash(output_prefix)
         # Everything is checked before any resource exists: a bad input synthesizes nothing.
         self._validate(
@@ -197,15 +197,16 @@ class DatasetExportJob(Construct):
             resource_arns=[self.bucket.arn_for_objects(f"{self.output_prefix}*")],
             resource=self.bucket,
         )
-        iam.Grant.add_to_principal(
+        listing = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:ListBucket"],
             resource_arns=[self.bucket.bucket_arn],
             conditions={"StringLike": {"s3:prefix": [f"{self.output_prefix}*"]}},
         )
+        grant = objects.combine(listing)
         if self.encryption_key is not None:
-            self.encryption_key.grant_decrypt(grantee)
-        return objects
+            grant = grant.combine(self.encryption_key.grant_decrypt(grantee))
+        return grant
 
     def _prefix_with_slash(self, output_prefix: str | None) -> str:
         if output_prefix is None:
@@ -332,6 +333,14 @@ class DatasetExportJob(Construct):
         self.role.add_to_principal_policy(
             iam.PolicyStatement(actions=SERVICE_ROLE_S3_ACTIONS, resources=resources)
         )
+        if not self._role_takes_policies():
+            self._warn(
+                ROLE_POLICY_NOT_ADDED,
+                f"role {self.role.role_arn} can't be changed from here: it must allow "
+                f"{' and '.join(SERVICE_ROLE_S3_ACTIONS)} on the bucket and on the objects under "
+                f"'{self.output_prefix}' (and the key's {', '.join(SERVICE_KMS_ACTIONS)} with "
+                "encryption_key)",
+            )
         added = self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(PERSONALIZE)],
@@ -350,15 +359,18 @@ class DatasetExportJob(Construct):
         if self.encryption_key is not None:
             self._grant_key_access(self.encryption_key)
 
+    def _role_takes_policies(self) -> bool:
+        """An immutable imported role reports every statement as added, yet keeps no policy."""
+        if isinstance(self.role, iam.Role):
+            return True
+        return any(isinstance(child, iam.Policy) for child in self.role.node.children)
+
     @property
     def _object_arns(self) -> str:
         return self.bucket.arn_for_objects(f"{self.output_prefix}*")
 
     def _confused_deputy_conditions(self) -> dict[str, object]:
-        return {
-            "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
-            "ArnLike": {"aws:SourceArn": self._personalize_arn("*")},
-        }
+        return personalize_source_conditions(self)
 
     def _grant_key_access(self, key: kms.IKey) -> None:
         key.grant(self.role, *SERVICE_KMS_ACTIONS)
@@ -443,7 +455,7 @@ class DatasetExportJob(Construct):
         )
 
     def _personalize_arn(self, resource: str) -> str:
-        return f"arn:{Aws.PARTITION}:personalize:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+        return personalize_arn(resource)
 
     def _service_timeout(self) -> Duration:
         if self.timeout.is_unresolved():
@@ -493,6 +505,19 @@ class DatasetExportJob(Construct):
             value=self.output_path,
             description="Export output path",
         )
+
+
+def personalize_arn(resource: str) -> str:
+    return f"arn:{Aws.PARTITION}:personalize:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+
+def personalize_source_conditions(scope: Construct) -> dict[str, object]:
+    """What Personalize may act for: this account's Personalize resources in this region only
+    (the confused-deputy conditions Personalize documents for trust and resource policies)."""
+    return {
+        "StringEquals": {"aws:SourceAccount": Stack.of(scope).account},
+        "ArnLike": {"aws:SourceArn": personalize_arn("*")},
+    }
 
 
 def _key_safe(path: str) -> str:
