@@ -64,27 +64,23 @@ def add_own_bucket_exports(stack: cdk.Stack, count: int) -> None:
 
 
 def add_shared_bucket_exports(stack: cdk.Stack, count: int) -> None:
-    from personalize_export import DatasetExportJob
-
-    bucket = shared_bucket(stack)
-    for index in range(count):
-        DatasetExportJob(
-            stack,
-            f"Export{index}",
-            dataset_arn=DATASET_ARN,
-            bucket=bucket,
-            output_prefix=f"exports/{index}/",
-        )
+    add_exports_into_one_bucket(stack, count, role=None, stack_outputs=True)
 
 
 def add_lean_exports(stack: cdk.Stack, count: int) -> None:
     from aws_cdk import aws_iam as iam
 
+    personalize = iam.ServicePrincipal("personalize.amazonaws.com")
+    role = iam.Role(stack, "SharedServiceRole", assumed_by=personalize)
+    add_exports_into_one_bucket(stack, count, role=role, stack_outputs=False)
+
+
+def add_exports_into_one_bucket(
+    stack: cdk.Stack, count: int, *, role: cdk.aws_iam.IRole | None, stack_outputs: bool
+) -> None:
     from personalize_export import DatasetExportJob
 
     bucket = shared_bucket(stack)
-    personalize = iam.ServicePrincipal("personalize.amazonaws.com")
-    role = iam.Role(stack, "SharedServiceRole", assumed_by=personalize)
     for index in range(count):
         DatasetExportJob(
             stack,
@@ -93,7 +89,7 @@ def add_lean_exports(stack: cdk.Stack, count: int) -> None:
             bucket=bucket,
             output_prefix=f"exports/{index}/",
             role=role,
-            stack_outputs=False,
+            stack_outputs=stack_outputs,
         )
 
 
