@@ -364,6 +364,13 @@ def row(scenario_id: str, scenario: Scenario) -> Any:
     return pytest.param(scenario, id=scenario_id)
 
 
+def create_refused_then_started(scenario_id: str, code: str, *, times: int, **kwargs: Any) -> Any:
+    """Create refused `times` times: every poll finds no job and tries again, then it runs."""
+    retries = (refused(D, NOT_FOUND), refused(C, code)) * (times - 1)
+    calls = (refused(C, code), *retries, refused(D, NOT_FOUND), C, D, D)
+    return row(scenario_id, Scenario(create, error(code, count=times, **kwargs), calls=calls))
+
+
 SCENARIOS = [
     # 1. Create, retried Create, adoption.
     row("create", Scenario(create, calls=(C, D, D))),
@@ -412,68 +419,10 @@ SCENARIOS = [
         ),
     ),
     # 4. Transient refusals: retried on every poll until the deadline, beyond botocore's few tries.
-    row(
-        "create-throttled-5-times",
-        Scenario(
-            create,
-            error(THROTTLED, count=5),
-            calls=(
-                refused(C, THROTTLED),
-                *(refused(D, NOT_FOUND), refused(C, THROTTLED)) * 4,
-                refused(D, NOT_FOUND),
-                C,
-                D,
-                D,
-            ),
-        ),
-    ),
-    row(
-        "create-dataset-busy-3-times",
-        Scenario(
-            create,
-            error(IN_USE, count=3),
-            calls=(
-                refused(C, IN_USE),
-                *(refused(D, NOT_FOUND), refused(C, IN_USE)) * 2,
-                refused(D, NOT_FOUND),
-                C,
-                D,
-                D,
-            ),
-        ),
-    ),
-    row(
-        "create-limit-exceeded-twice",
-        Scenario(
-            create,
-            error(LIMIT, count=2),
-            calls=(
-                refused(C, LIMIT),
-                refused(D, NOT_FOUND),
-                refused(C, LIMIT),
-                refused(D, NOT_FOUND),
-                C,
-                D,
-                D,
-            ),
-        ),
-    ),
-    row(
-        "create-503-twice",
-        Scenario(
-            create,
-            error("ServiceUnavailable", count=2, status=503),
-            calls=(
-                refused(C, "ServiceUnavailable"),
-                refused(D, NOT_FOUND),
-                refused(C, "ServiceUnavailable"),
-                refused(D, NOT_FOUND),
-                C,
-                D,
-                D,
-            ),
-        ),
-    ),
+    create_refused_then_started("create-throttled-5-times", THROTTLED, times=5),
+    create_refused_then_started("create-dataset-busy-3-times", IN_USE, times=3),
+    create_refused_then_started("create-limit-exceeded-twice", LIMIT, times=2),
+    create_refused_then_started("create-503-twice", "ServiceUnavailable", times=2, status=503),
     row(
         "create-dataset-busy-until-the-deadline",
         Scenario(

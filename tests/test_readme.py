@@ -48,6 +48,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PATH": path, "CDK_OUTDIR": str(tmp_path / "cdk.out")}
 
 
+def _run(argv: list[str], *, cwd: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        argv, cwd=cwd, env=_env(tmp_path), capture_output=True, text=True, timeout=900, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_readme_opens_with_the_two_commands() -> None:
     first = blocks("bash")[0].splitlines()
     assert [line.split("#")[0].strip() for line in first] == ["make synth", "make test"]
@@ -62,16 +69,7 @@ def test_readme_has_examples_to_run() -> None:
 def test_python_example_synthesizes(index: int, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(python_examples()[index])
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run([sys.executable, str(script)], cwd=tmp_path, tmp_path=tmp_path)
     assert list((tmp_path / "cdk.out").glob("*.template.json"))
 
 
@@ -80,16 +78,7 @@ def test_shell_command_works(command: str, tmp_path: Path) -> None:
     argv = shlex.split(command)
     if argv[0].endswith("npx"):
         argv = [*argv, "--no-notices", "-o", str(tmp_path / "cdk.out")]
-    result = subprocess.run(
-        argv,
-        cwd=REPO,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run(argv, cwd=REPO, tmp_path=tmp_path)
     out = tmp_path / "cdk.out" if argv[0].endswith("npx") else REPO / "cdk.out"
     assert (out / "PersonalizeExportDemo.template.json").is_file()
 
