@@ -15,8 +15,15 @@ What is simulated (NOTES.md, aws-cdk custom-resources framework):
 - an Update that returns a new PhysicalResourceId is a replacement: a Delete for the old id follows;
 - the response to CloudFormation (JSON, UTF-8, as Node writes it) must stay under 4096 bytes;
 - a failed Update keeps the physical id, and CloudFormation's rollback sends the resource an Update
-  back to its last good properties (roll_back_update).
+  back to its last good properties (roll_back_update);
+- isComplete's final answer may name another PhysicalResourceId: framework.js answers
+  CloudFormation with {...event, ...isCompleteResult}, so that id wins.
 Other resources get plausible physical ids, so every Ref, Fn::GetAtt and Fn::Join resolves.
+
+IAM's lag (opt-in, watch_iam): the deployment tells a watcher (the stand-in) when it creates or
+changes each role (AWS::IAM::Role, and every role an AWS::IAM::Policy or ManagedPolicy attaches to),
+bucket policy (AWS::S3::BucketPolicy, as the bucket's ARN) and key (AWS::KMS::Key, whose policy is
+in it), at the FakeClock's time, and which role the handler's calls come from.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from personalize_export.runtime.export_job.contract import RESOURCE_TYPE
 
@@ -53,6 +60,22 @@ FRAMEWORK_STACK = (
 )
 
 Template = dict[str, Any]
+
+# The resources whose creation or change IAM takes time to propagate.
+ROLE = "AWS::IAM::Role"
+POLICIES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+BUCKET_POLICY = "AWS::S3::BucketPolicy"
+KEY = "AWS::KMS::Key"
+IAM_KINDS = (ROLE, *POLICIES, BUCKET_POLICY, KEY)
+
+
+class IamWatcher(Protocol):
+    """What the deployment tells about IAM (PersonalizeStandIn implements it)."""
+
+    clock: Callable[[], float]
+    caller_role_arn: str | None
+
+    def iam_changed(self, arn: str, at: float | None = None) -> None: ...
 
 
 class FakeClock:
@@ -167,6 +190,7 @@ class Deployment:
         self.properties: dict[str, dict[str, Any]] = {}
         self.outcomes: list[tuple[str, str, Outcome]] = []
         self.attempted: dict[str, dict[str, Any]] = {}
+        self.iam: IamWatcher | None = None
         self._requests = 0
 
     # --- the template ---------------------------------------------------------------------
@@ -217,6 +241,71 @@ class Deployment:
     def _resources_of_type(self, kind: str) -> list[Template]:
         return [res for res in self.template["Resources"].values() if res["Type"] == kind]
 
+    # --- IAM's lag -----------------------------------------------------------------------------
+
+    def watch_iam(self, watcher: IamWatcher) -> None:
+        """Tell `watcher` of every IAM change this deployment makes; it reads the FakeClock."""
+        self.iam = watcher
+        watcher.clock = self.clock.time
+
+    def announce_iam_changes(self, logical_ids: list[str] | None = None) -> list[str]:
+        """Tell the watcher these resources (default: every IAM one) changed now; return ARNs."""
+        resources = self.template["Resources"]
+        if logical_ids is None:
+            logical_ids = [key for key, res in resources.items() if res["Type"] in IAM_KINDS]
+        return self._announce([arn for key in logical_ids for arn in self._iam_arns(key)])
+
+    def _announce(self, arns: list[str]) -> list[str]:
+        if self.iam is None:
+            return []
+        changed = sorted(set(arns))
+        for arn in changed:
+            self.iam.iam_changed(arn, self.clock.time())
+        self.iam.caller_role_arn = self.handler_role_arn()
+        return changed
+
+    def handler_role_arn(self) -> str:
+        """The role the Provider's user functions (onEvent, isComplete) run as."""
+        roles = {
+            str(self.resolve(self._user_function(variable)["Properties"]["Role"]))
+            for variable in _FUNCTION_VARIABLES.values()
+        }
+        (role,) = roles
+        return role
+
+    def _iam_arns(self, logical_id: str) -> list[str]:
+        resource = self.template["Resources"][logical_id]
+        kind, properties = resource["Type"], resource.get("Properties", {})
+        if kind in (ROLE, KEY):
+            return [str(self._resource_attribute(logical_id, "Arn"))]
+        if kind in POLICIES:
+            return [
+                f"arn:{PARTITION}:iam::{ACCOUNT}:role/{self.resolve(role)}"
+                for role in properties.get("Roles", [])
+            ]
+        if kind == BUCKET_POLICY:
+            return [f"arn:{PARTITION}:s3:::{self.resolve(properties['Bucket'])}"]
+        return []
+
+    def _iam_changes_since(self, old: Template) -> list[str]:
+        """ARNs of the IAM resources the current template adds or changes since `old`, and of the
+        roles a removed policy was attached to."""
+        before, after = old["Resources"], self.template["Resources"]
+        arns = [
+            arn
+            for key, res in after.items()
+            if res["Type"] in IAM_KINDS and before.get(key) != res
+            for arn in self._iam_arns(key)
+        ]
+        current, self.template = self.template, old
+        try:
+            for key, res in before.items():
+                if res["Type"] in POLICIES and key not in after:
+                    arns += self._iam_arns(key)
+        finally:
+            self.template = current
+        return arns
+
     # --- CloudFormation's side --------------------------------------------------------------
 
     def deploy(self, handler: Handler, max_polls: int | None = None) -> dict[str, Any]:
@@ -224,6 +313,7 @@ class Deployment:
         for logical_id in self.template["Resources"]:
             if logical_id not in self.custom_resources():
                 self._assign_physical_id(logical_id)
+        self.announce_iam_changes()
         for logical_id in self.custom_resources():
             outcome = self.create(handler, logical_id, max_polls=max_polls)
             if not outcome.ok:
@@ -240,9 +330,15 @@ class Deployment:
     def update(
         self, handler: Handler, template: Template, logical_id: str, **kwargs: Any
     ) -> Outcome:
-        """Send an Update with the new template's properties; a new id means a replacement."""
+        """Send an Update with the new template's properties; a new id means a replacement.
+
+        IAM resources the new template adds or changes are updated first (as their dependents'
+        Update follows them), and announced to the IAM watcher."""
         old_properties = self.properties[logical_id]
+        old_template = self.template
         self.template = template
+        if self.iam is not None:
+            self._announce(self._iam_changes_since(old_template))
         properties = self.resolved_properties(logical_id)
         event = self.event(
             "Update",
@@ -361,7 +457,8 @@ class Deployment:
                 return self._failed(poll_event, error, "isComplete", polls=poll)
             if answer.get("IsComplete"):
                 data = {**result.get("Data", {}), **answer.get("Data", {})}
-                return self._respond(Outcome("SUCCESS", physical_id, data, polls=poll), event)
+                final_id = str(answer.get("PhysicalResourceId") or physical_id)
+                return self._respond(Outcome("SUCCESS", final_id, data, polls=poll), event)
             if answer.get("Data"):
                 refused = ValueError('"Data" is not allowed if "IsComplete" is "False"')
                 return self._failed(poll_event, refused, "isComplete", polls=poll)

@@ -23,9 +23,11 @@ from personalize_export.runtime.export_job import handler
 from personalize_export.runtime.export_job import personalize as api
 from personalize_export.runtime.export_job.contract import (
     DEADLINE_FIELD,
+    IAM_SETTLING_SECONDS,
     JOB_NAME_MAX_LENGTH,
     JOB_NAME_PATTERN,
     MAX_MESSAGE_BYTES,
+    SETTLING_FIELD,
     Attr,
     Prop,
 )
@@ -223,9 +225,9 @@ def test_a_user_job_name_is_used_as_given(live: PersonalizeStandIn) -> None:
 # --- errors --------------------------------------------------------------------------------------
 
 
-def client_error(code: str, status: int = 400) -> ClientError:
+def client_error(code: str, status: int = 400, message: str = "m") -> ClientError:
     response: Any = {
-        "Error": {"Code": code, "Message": "m"},
+        "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": status},
     }
     return ClientError(response, CREATE)
@@ -256,6 +258,39 @@ def test_errors_are_classified(error: Exception, transient: bool) -> None:
     assert api.is_transient(error) is transient
 
 
+ROLE_DENIED = (
+    "User: arn:aws:sts::123456789012:assumed-role/HandlerRole/fn is not authorized to perform: "
+    "personalize:CreateDatasetExportJob on resource: arn:aws:personalize:us-east-1:123456789012:"
+    "dataset-export-job/x"
+)
+ACCESS_REFUSALS = [
+    pytest.param(client_error("AccessDeniedException", 400, ROLE_DENIED), True, id="denied"),
+    pytest.param(client_error("AccessDenied", 403), True, id="denied-s3-style"),
+    pytest.param(
+        client_error("InvalidInputException", 400, "Insufficient privileges for accessing data"),
+        True,
+        id="invalid-input-privileges",
+    ),
+    pytest.param(
+        client_error("InvalidInputException", 400, "Could not assume role arn:aws:iam::1:role/r"),
+        True,
+        id="invalid-input-assume-role",
+    ),
+    pytest.param(
+        client_error("InvalidInputException", 400, "1 validation error detected: Value 'x'"),
+        False,
+        id="invalid-input-validation",
+    ),
+    pytest.param(client_error("ThrottlingException"), False, id="throttling"),
+    pytest.param(client_error("ResourceNotFoundException", 404, "no permission"), False, id="nf"),
+]
+
+
+@pytest.mark.parametrize(("error", "refusal"), ACCESS_REFUSALS)
+def test_access_refusals_are_recognized(error: Exception, refusal: bool) -> None:
+    assert api.is_access_refusal(error) is refusal
+
+
 def test_client_side_validation_fails_at_once_with_a_hint(live: PersonalizeStandIn) -> None:
     bad_tags = properties(Tags=[{"tagKey": "", "tagValue": "v"}])
     with pytest.raises(handler.ExportJobError) as excinfo:
@@ -279,6 +314,188 @@ def test_onevent_throttled_is_deferred_and_the_poll_starts_the_job(
         f"{DESCRIBE}:ResourceNotFoundException",
         CREATE,
     ]
+
+
+# --- IAM settling (issue 12) ---------------------------------------------------------------------
+
+ACCESS_REASON = "Insufficient privileges for accessing data in Amazon S3."
+
+
+def polls(start: dict[str, Any], answer: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    return [handler.is_complete(poll_event(start, answer)) for _ in range(count)]
+
+
+def test_create_access_denied_is_retried_while_iam_settles_then_fails_as_today(
+    live: PersonalizeStandIn, clock: FakeClock
+) -> None:
+    live.inject_error("AccessDeniedException", count=100, operation=CREATE, message=ROLE_DENIED)
+    start = event()
+    answer = handler.on_event(start)
+    assert answer[SETTLING_FIELD] == str(int(clock.time()) + IAM_SETTLING_SECONDS)
+    for _ in range(IAM_SETTLING_SECONDS // 30):
+        assert handler.is_complete(poll_event(start, answer)) == {"IsComplete": False}
+        clock.advance(30)
+    with pytest.raises(handler.ExportJobError) as excinfo:
+        handler.is_complete(poll_event(start, answer))
+    message = str(excinfo.value)
+    arn = answer["PhysicalResourceId"]
+    assert message.startswith(f"Could not start export job {arn}: An error occurred ")
+    assert ROLE_DENIED in message
+    assert api.HINTS["AccessDeniedException"] in message
+    assert f"Still refused {IAM_SETTLING_SECONDS} s after this deploy" in message
+    assert f"The export passes role {ROLE}." in message
+    assert message.endswith("No export job was started.")
+    assert live.jobs == {}
+
+
+def test_an_update_that_changes_no_access_gets_no_settling_window(
+    live: PersonalizeStandIn,
+) -> None:
+    live.inject_error("AccessDeniedException", operation=CREATE, message=ROLE_DENIED)
+    old = properties()
+    start = event(
+        "Update",
+        PhysicalResourceId=live.job_arn("Stack-Export-0123456789"),
+        ResourceProperties=properties(IngestionMode="ALL"),
+        OldResourceProperties=old,
+    )
+    with pytest.raises(handler.ExportJobError, match="AccessDeniedException") as excinfo:
+        handler.on_event(start)
+    assert "Still refused" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {Prop.OUTPUT_PATH: "s3://bucket/elsewhere/"},
+        {Prop.ROLE_ARN: "arn:aws:iam::123456789012:role/Other"},
+        {Prop.KMS_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/k"},
+    ],
+)
+def test_an_update_of_role_path_or_key_settles_like_a_create(
+    live: PersonalizeStandIn, clock: FakeClock, changed: dict[str, str]
+) -> None:
+    start = event(
+        "Update",
+        PhysicalResourceId=live.job_arn("Stack-Export-0123456789"),
+        ResourceProperties=properties(**changed),
+        OldResourceProperties=properties(),
+    )
+    live.seed_job("Stack-Export-0123456789", DATASET, PATH, role_arn=ROLE, ingestion_mode="BULK")
+    live.inject_error("AccessDeniedException", operation=CREATE, message=ROLE_DENIED)
+    answer = handler.on_event(start)
+    assert answer[SETTLING_FIELD] == str(int(clock.time()) + IAM_SETTLING_SECONDS)
+    assert polls(start, answer, 3)[-1]["IsComplete"] is True
+    assert live.answers()[-5:] == [
+        f"{CREATE}:AccessDeniedException",
+        f"{DESCRIBE}:ResourceNotFoundException",
+        CREATE,
+        DESCRIBE,
+        DESCRIBE,
+    ]
+
+
+def test_a_job_failing_for_access_is_started_again_and_becomes_the_resource(
+    live: PersonalizeStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live.fail_next_job(ACCESS_REASON)
+    start = event()
+    answer = handler.on_event(start)
+    first = answer["PhysicalResourceId"]
+    answers = polls(start, answer, 4)
+    second = live.job_arn(job_name_for(ExportRequest.from_properties(properties()), start, 1))
+    assert list(live.jobs) == [first, second]
+    assert [a["IsComplete"] for a in answers] == [False, False, False, True]
+    assert answers[-1]["PhysicalResourceId"] == second
+    assert answers[-1]["Data"][Attr.JOB_ARN] == second
+    assert second.rsplit("/", 1)[1].startswith("Stack-Export-")
+    lines = log_lines(capsys)
+    assert lines[-1]["jobArn"] == second
+    assert lines[-1]["jobsTried"] == [{"jobArn": first, "failureReason": ACCESS_REASON}]
+
+
+def test_at_most_three_jobs_and_the_failure_lists_every_one(
+    live: PersonalizeStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_reason = ACCESS_REASON + " 権限がありません。" * 200
+    for _ in range(4):
+        live.fail_next_job(long_reason)
+    start = event()
+    answer = handler.on_event(start)
+    with pytest.raises(handler.ExportJobError) as excinfo:
+        polls(start, answer, 10)
+    message = str(excinfo.value)
+    assert len(live.jobs) == 3
+    first, second, third = live.jobs
+    assert message.startswith(f"Export job {third} ended in CREATE FAILED: {ACCESS_REASON}")
+    assert f"Jobs tried before it: 1) {first}: {ACCESS_REASON}" in message
+    assert f"; 2) {second}: {ACCESS_REASON}" in message
+    assert f"Personalize could not use role {ROLE}" in message
+    assert "any of the 3 job(s)" in message
+    assert len(json.dumps(message, ensure_ascii=False).encode()) - 2 <= MAX_MESSAGE_BYTES
+    (failed,) = [line for line in log_lines(capsys) if line["status"] == "FAILED"]
+    assert [job["jobArn"] for job in failed["jobsTried"]] == [first, second, third]
+
+
+def test_a_job_failing_for_another_reason_is_not_started_again(live: PersonalizeStandIn) -> None:
+    live.fail_next_job("Dataset has no data to export.")
+    start = event()
+    answer = handler.on_event(start)
+    with pytest.raises(handler.ExportJobError) as excinfo:
+        polls(start, answer, 2)
+    assert str(excinfo.value) == (
+        f"Export job {answer['PhysicalResourceId']} ended in CREATE FAILED: "
+        "Dataset has no data to export."
+    )
+    assert len(live.jobs) == 1
+
+
+def test_a_fixed_job_name_never_gets_a_second_job(live: PersonalizeStandIn) -> None:
+    live.fail_next_job(ACCESS_REASON)
+    start = event(ResourceProperties=properties(JobName="nightly"))
+    answer = handler.on_event(start)
+    with pytest.raises(handler.ExportJobError) as excinfo:
+        polls(start, answer, 3)
+    message = str(excinfo.value)
+    assert list(live.jobs) == [live.job_arn("nightly")]
+    assert message.startswith(f"Export job {live.job_arn('nightly')} ended in CREATE FAILED: ")
+    assert "job_name 'nightly' is fixed, so it can't be started again" in message
+    assert "deploy again with a new job_name, or leave job_name unset" in message
+
+
+def test_no_job_is_started_again_once_iam_has_settled(
+    live: PersonalizeStandIn, clock: FakeClock
+) -> None:
+    live.fail_next_job(ACCESS_REASON)
+    start = event(ResourceProperties=properties(TimeoutSeconds="3300"))
+    answer = handler.on_event(start)
+    clock.advance(IAM_SETTLING_SECONDS)
+    with pytest.raises(handler.ExportJobError, match="Check the role's trust policy"):
+        polls(start, answer, 2)
+    assert len(live.jobs) == 1
+
+
+def test_a_job_started_while_iam_settled_is_followed_after_the_window(
+    live: PersonalizeStandIn, clock: FakeClock
+) -> None:
+    live.fail_next_job(ACCESS_REASON)
+    live.never_finish_next_job()
+    start = event(ResourceProperties=properties(TimeoutSeconds="3300"))
+    answer = handler.on_event(start)
+    assert polls(start, answer, 2) == [{"IsComplete": False}] * 2  # the second job is started
+    clock.advance(IAM_SETTLING_SECONDS + 30)
+    assert polls(start, answer, 1) == [{"IsComplete": False}]
+    with pytest.raises(handler.ExportJobError) as excinfo:
+        clock.advance(3300)
+        polls(start, answer, 1)
+    second = list(live.jobs)[1]
+    message = str(excinfo.value)
+    assert message.startswith(f"Export job {second} was not ACTIVE within the 3300 s timeout")
+    # ACCESS_REASON ends with its own full stop: the list adds none.
+    assert message.endswith(
+        f"Jobs tried before it: 1) {answer['PhysicalResourceId']}: {ACCESS_REASON}"
+    )
+    assert len(live.jobs) == 2
 
 
 # --- Delete --------------------------------------------------------------------------------------
@@ -329,7 +546,7 @@ def test_trim_leaves_a_message_that_fits_alone() -> None:
 
 
 def test_failure_reason_is_verbatim_after_the_job_arn(live: PersonalizeStandIn) -> None:
-    reason = 'Access denied for "s3://bucket/exports/" — check the bucket policy.'
+    reason = 'No data for "PUT" in dataset "INTERACTIONS" — import some, or export "BULK".'
     live.fail_next_job(reason)
     start = event()
     answer = handler.on_event(start)
@@ -371,9 +588,19 @@ def test_one_json_line_per_call_with_job_and_status(
 def test_a_failure_is_logged_once_with_its_error(
     live: PersonalizeStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # A Create's AccessDeniedException is retried while IAM settles: an Update that changes no
+    # access fails at once.
     live.inject_error("AccessDeniedException", status=403, operation=CREATE)
+    old = properties()
     with pytest.raises(handler.ExportJobError):
-        handler.on_event(event())
+        handler.on_event(
+            event(
+                "Update",
+                PhysicalResourceId=live.job_arn("Stack-Export-0123456789"),
+                ResourceProperties=properties(IngestionMode="ALL"),
+                OldResourceProperties=old,
+            )
+        )
     (line,) = log_lines(capsys)
     assert line["status"] == "FAILED"
     assert "AccessDeniedException" in line["error"]

@@ -38,6 +38,10 @@ EXPORT_SETTINGS: Final = (
     Prop.RUN_ID,
 )
 
+# What Personalize needs access to: a Create, or an Update changing one of these, follows a deploy
+# that just created or changed the role, its policies, the bucket policy or the key policy.
+ACCESS_SETTINGS: Final = (Prop.ROLE_ARN, Prop.OUTPUT_PATH, Prop.KMS_KEY_ARN)
+
 
 class Attr:
     """Attributes the resource returns (Fn::GetAtt names)."""
@@ -52,6 +56,19 @@ class Attr:
 
 # Fields onEvent hands to isComplete (the Provider framework merges them into its event).
 DEADLINE_FIELD: Final = "PersonalizeExportDeadline"
+# Until when (epoch seconds) refusals and job failures for access are taken for IAM's propagation
+# delay: set on a Create, and on an Update changing one of ACCESS_SETTINGS.
+SETTLING_FIELD: Final = "PersonalizeExportIamSettling"
+
+# IAM is eventually consistent: a role or policy created seconds ago may not be usable yet, by our
+# handler (AccessDeniedException) nor by Personalize (a job failing for access). It typically takes
+# seconds; terraform-provider-aws#6566 measured 10-30 s of AccessDenied after creating a role. Five
+# minutes (ten polls) covers that ten times over, and bounds what a real misconfiguration costs: its
+# failure comes at most five minutes late, and at most two extra jobs are started.
+IAM_SETTLING_SECONDS: Final = 300
+# A job failing for access while IAM settles is started again, under a new derived name, at most
+# this many times in all (the first job included).
+MAX_JOB_ATTEMPTS: Final = 3
 
 DEFAULT_INGESTION_MODE: Final = "PUT"
 INGESTION_MODES: Final = ("BULK", "PUT", "ALL")

@@ -5,6 +5,12 @@ resource after the job's ARN. isComplete polls the job until ACTIVE, starting it
 not. Delete touches nothing: Personalize has no API to delete an export job, and the exported
 files are the user's data.
 
+While IAM settles (the first IAM_SETTLING_SECONDS of a Create, or of an Update changing the role,
+output path or KMS key), a refusal for access is retried like throttling, and a job failing for
+access is started again under a new derived name, up to MAX_JOB_ATTEMPTS jobs. isComplete's answers
+are dropped while IsComplete is false, so each poll finds the current job by following the derived
+names from the first job; the job that ends ACTIVE becomes the resource's physical id.
+
 Each call prints one JSON line (request type, logical id, job ARN, status); never the event's
 ResponseURL, a presigned URL.
 """
@@ -22,35 +28,86 @@ from . import personalize as api
 from .contract import (
     CLOUDFORMATION_MAX_WAIT_SECONDS,
     DEADLINE_FIELD,
+    IAM_SETTLING_SECONDS,
+    MAX_JOB_ATTEMPTS,
     MAX_MESSAGE_BYTES,
     MAX_TIMEOUT_SECONDS,
+    SETTLING_FIELD,
     Attr,
 )
-from .request import Event, ExportRequest, job_arn_for, job_name_for, job_name_of
+from .request import (
+    Event,
+    ExportRequest,
+    changes_access,
+    job_arn_for,
+    job_name_for,
+    job_name_of,
+)
 
 ACTIVE = "ACTIVE"
 FAILED = "CREATE FAILED"
 STARTED = "STARTED"
 NOT_STARTED = "NOT STARTED"
 UNKNOWN = "UNKNOWN"
+# A later job of the chain that does not exist and may no longer be started.
+MISSING = "MISSING"
 ELLIPSIS = "..."
+# Bytes each failureReason may take in a message that lists several jobs.
+LISTED_REASON_BYTES = 300
+LAST_REASON_BYTES = 450
+
+
+@dataclass(frozen=True)
+class Tried:
+    """A job of this resource that ended in CREATE FAILED, and why."""
+
+    job_arn: str
+    reason: str
 
 
 class ExportJobError(Exception):
     """A failure reported to CloudFormation; kept short enough for its 4096-byte response."""
 
-    def __init__(self, message: str, job_arn: str = "") -> None:
+    def __init__(self, message: str, job_arn: str = "", tried: tuple[Tried, ...] = ()) -> None:
         super().__init__(trim_utf8(message, MAX_MESSAGE_BYTES))
         self.job_arn = job_arn
+        self.tried = tried
 
 
 @dataclass(frozen=True)
 class Step:
-    """What one call answers the framework, and the job and status it logs."""
+    """What one call answers the framework, and the job, status and failed jobs it logs."""
 
     response: dict[str, Any]
     job_arn: str
     status: str
+    tried: tuple[Tried, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settling:
+    """Until when (epoch seconds) access refusals and failures are taken for IAM's propagation
+    delay; 0 when this event created or changed nothing the export needs access to."""
+
+    until: float = 0.0
+
+    @classmethod
+    def starting_now(cls, event: Event) -> Settling:
+        return cls(time.time() + IAM_SETTLING_SECONDS if changes_access(event) else 0.0)
+
+    @classmethod
+    def of(cls, event: Event) -> Settling:
+        return cls(float(event.get(SETTLING_FIELD) or 0))
+
+    @property
+    def applies(self) -> bool:
+        return self.until > 0
+
+    def is_open(self) -> bool:
+        return self.applies and time.time() < self.until
+
+    def elapsed(self) -> int:
+        return int(time.time() - (self.until - IAM_SETTLING_SECONDS))
 
 
 def on_event(event: Event, context: object = None) -> dict[str, Any]:
@@ -80,7 +137,8 @@ def is_complete(event: Event, context: object = None) -> dict[str, Any]:
 def start_export(event: Event) -> Step:
     request = ExportRequest.from_properties(event["ResourceProperties"])
     job_arn = job_arn_for(event, job_name_for(request, event))
-    return waiting_on(job_arn, request, ensure_started(request, job_arn))
+    settling = Settling.starting_now(event)
+    return waiting_on(job_arn, request, ensure_started(request, job_arn, settling), settling)
 
 
 def update_export(event: Event) -> Step:
@@ -113,10 +171,14 @@ def is_rollback(new: ExportRequest, old: ExportRequest, job_arn: str) -> bool:
     return not new.differences(job) and bool(old.differences(job))
 
 
-def waiting_on(job_arn: str, request: ExportRequest, status: str) -> Step:
+def waiting_on(
+    job_arn: str, request: ExportRequest, status: str, settling: Settling = Settling()
+) -> Step:
     response: dict[str, Any] = {"PhysicalResourceId": job_arn}
     if request.timeout_seconds > 0:
         response[DEADLINE_FIELD] = str(int(time.time()) + allowed_wait(request))
+    if settling.applies:
+        response[SETTLING_FIELD] = str(int(settling.until))
     return Step(response, job_arn, status)
 
 
@@ -124,29 +186,51 @@ def allowed_wait(request: ExportRequest) -> int:
     return min(request.timeout_seconds, MAX_TIMEOUT_SECONDS)
 
 
-def ensure_started(request: ExportRequest, job_arn: str) -> str:
+def ensure_started(
+    request: ExportRequest,
+    job_arn: str,
+    settling: Settling = Settling(),
+    tried: tuple[Tried, ...] = (),
+) -> str:
     """Create the job; a job of that name exporting the same is ours from an earlier try."""
     try:
         api.create_job(request.create_arguments(job_name_of(job_arn)))
     except api.API_ERRORS as error:
         code = api.error_code(error)
         if code == "ResourceAlreadyExistsException":
-            return adopt(request, job_arn)
-        if api.is_transient(error):
-            # Throttled, busy dataset, job limit, 5xx: every poll tries again until the deadline.
+            return adopt(request, job_arn, settling)
+        if api.is_transient(error) or (api.is_access_refusal(error) and settling.is_open()):
+            # Throttled, busy dataset, job limit, 5xx, or IAM still settling: every poll tries
+            # again (until the deadline, or the end of the settling window for access).
             return f"{NOT_STARTED} ({code})"
-        raise ExportJobError(
-            f"Could not start export job {job_arn}: {api.describe_error(error)}", job_arn
-        ) from error
+        message = f"Could not start export job {job_arn}: {api.describe_error(error)}"
+        if settling.applies and api.is_access_refusal(error):
+            message = f"{message.rstrip('.')}. {still_refused(request, settling, tried)}"
+        raise ExportJobError(message, job_arn, tried) from error
     return STARTED
 
 
-def adopt(request: ExportRequest, job_arn: str) -> str:
+def still_refused(request: ExportRequest, settling: Settling, tried: tuple[Tried, ...]) -> str:
+    """What a refusal for access that outlasted the settling window adds to the message."""
+    jobs = listed(tried) if tried else "No export job was started."
+    return (
+        f"Still refused {settling.elapsed()} s after this deploy created or changed the access "
+        f"the export needs (refusals for access are retried for {IAM_SETTLING_SECONDS} s: IAM "
+        f"changes take time to reach every service). The export passes role {request.role_arn}. "
+        f"{jobs}"
+    )
+
+
+def adopt(request: ExportRequest, job_arn: str, settling: Settling = Settling()) -> str:
     try:
         job = api.describe_job(job_arn)
     except api.API_ERRORS as error:
         code = api.error_code(error)
-        if api.is_transient(error) or code == "ResourceNotFoundException":
+        if (
+            api.is_transient(error)
+            or code == "ResourceNotFoundException"
+            or (api.is_access_refusal(error) and settling.is_open())
+        ):
             return f"ADOPTING ({code})"  # every poll checks the job before using it
         raise ExportJobError(
             f"Could not read existing export job {job_arn}: {api.describe_error(error)}", job_arn
@@ -167,33 +251,125 @@ def check_exports(request: ExportRequest, job_arn: str, job: dict[str, Any]) -> 
 
 
 def poll_export(event: Event) -> Step:
+    """Follow the resource's jobs (the first, then any started again) to the current one."""
     request = ExportRequest.from_properties(event["ResourceProperties"])
-    job_arn = physical_id(event)
-    job, status = read_job(request, job_arn)
-    if job is not None:
+    first = physical_id(event)
+    settling = Settling.of(event)
+    tried: tuple[Tried, ...] = ()
+    job_arn, may_start = first, True
+    while True:
+        job, status = read_job(request, job_arn, settling, tried, may_start=may_start)
+        if status == MISSING:
+            message = failure_message(request, tried, settling)
+            raise ExportJobError(message, tried[-1].job_arn, tried)
+        if job is None:
+            break
         check_exports(request, job_arn, job)
         if status == ACTIVE:
-            return Step({"IsComplete": True, "Data": attributes(job)}, job_arn, status)
-        if status == FAILED:
-            reason = job.get("failureReason") or "no failureReason given"
-            raise ExportJobError(f"Export job {job_arn} ended in {FAILED}: {reason}", job_arn)
+            response = {"IsComplete": True, "Data": attributes(job)}
+            if job_arn != first:
+                response["PhysicalResourceId"] = job_arn  # framework.js answers with it
+            return Step(response, job_arn, status, tried)
+        if status != FAILED:
+            break
+        tried += (Tried(job_arn, str(job.get("failureReason") or "no failureReason given")),)
+        job_arn = next_attempt(request, event, settling, tried, first)
+        # A job started while IAM settled is followed to its end; none is started after that.
+        may_start = settling.is_open()
     if past_deadline(event):
-        raise ExportJobError(deadline_message(job_arn, status, request), job_arn)
-    return Step({"IsComplete": False}, job_arn, status)
+        raise ExportJobError(deadline_message(job_arn, status, request, tried), job_arn, tried)
+    return Step({"IsComplete": False}, job_arn, status, tried)
 
 
-def read_job(request: ExportRequest, job_arn: str) -> tuple[dict[str, Any] | None, str]:
+def next_attempt(
+    request: ExportRequest,
+    event: Event,
+    settling: Settling,
+    tried: tuple[Tried, ...],
+    first: str,
+) -> str:
+    """The job to follow after one failed: the next derived name, if it may be started again."""
+    last = tried[-1]
+    retried = (
+        settling.applies
+        and api.is_about_access(last.reason)
+        and not request.job_name
+        and len(tried) < MAX_JOB_ATTEMPTS
+        # Only this event's own chain: not a job an Update adopted or rolled back to.
+        and first == job_arn_for(event, job_name_for(request, event))
+    )
+    if not retried:
+        raise ExportJobError(failure_message(request, tried, settling), last.job_arn, tried)
+    # The poll's log line shows the job followed and every failed job before it (jobsTried).
+    return job_arn_for(event, job_name_for(request, event, attempt=len(tried)))
+
+
+def failure_message(request: ExportRequest, tried: tuple[Tried, ...], settling: Settling) -> str:
+    """The last job's failure, every job tried before it, and what to do."""
+    last = tried[-1]
+    about_access = settling.applies and api.is_about_access(last.reason)
+    if len(tried) == 1 and not about_access:
+        return f"Export job {last.job_arn} ended in {FAILED}: {last.reason}"
+    message = (
+        f"Export job {last.job_arn} ended in {FAILED}: {trim_utf8(last.reason, LAST_REASON_BYTES)}"
+    )
+    if len(tried) > 1:
+        message += f" {listed(tried[:-1])}"
+    if not about_access:
+        return message
+    if request.job_name:
+        return message + (
+            f" The job used role {request.role_arn}. Its job_name {request.job_name!r} is fixed, "
+            "so it can't be started again (job names are unique, and jobs can be neither "
+            "restarted nor deleted). This deploy created or changed the access the export needs, "
+            "and IAM changes take time to reach Personalize: deploy again with a new job_name, or "
+            "leave job_name unset so that a job failing for access in the first "
+            f"{IAM_SETTLING_SECONDS} s is started again under a new name."
+        )
+    return message + (
+        f" Personalize could not use role {request.role_arn}, the bucket policy or the key policy "
+        f"for any of the {len(tried)} job(s) started in the {settling.elapsed()} s since this "
+        f"deploy changed them (IAM changes reach every service within seconds to minutes; a job "
+        f"failing for access is started again up to {MAX_JOB_ATTEMPTS - 1} times in the first "
+        f"{IAM_SETTLING_SECONDS} s). Check the role's trust policy and permissions, the bucket "
+        "policy and the key policy, then deploy again."
+    )
+
+
+def listed(tried: tuple[Tried, ...]) -> str:
+    jobs = "; ".join(
+        f"{number}) {job.job_arn}: {trim_utf8(job.reason, LISTED_REASON_BYTES)}"
+        for number, job in enumerate(tried, start=1)
+    )
+    end = "" if jobs.endswith(".") else "."
+    return f"Jobs tried before it: {jobs}{end}" if jobs else ""
+
+
+def read_job(
+    request: ExportRequest,
+    job_arn: str,
+    settling: Settling = Settling(),
+    tried: tuple[Tried, ...] = (),
+    *,
+    may_start: bool = True,
+) -> tuple[dict[str, Any] | None, str]:
     """The job and its status; a job not found yet is started, a failed call is another poll."""
     try:
         job = api.describe_job(job_arn)
     except api.API_ERRORS as error:
         code = api.error_code(error)
         if code == "ResourceNotFoundException":
-            return None, ensure_started(request, job_arn)
+            if not may_start:
+                return None, MISSING
+            return None, ensure_started(request, job_arn, settling, tried)
         if api.is_transient(error):
             return None, f"{UNKNOWN} (DescribeDatasetExportJob answered {code})"
+        if settling.applies and may_start and api.is_access_refusal(error):
+            # The job can't be seen yet: starting it is safe (a job of that name answers
+            # ResourceAlreadyExists), and CreateDatasetExportJob's answer tells the state.
+            return None, ensure_started(request, job_arn, settling, tried)
         raise ExportJobError(
-            f"Could not read export job {job_arn}: {api.describe_error(error)}", job_arn
+            f"Could not read export job {job_arn}: {api.describe_error(error)}", job_arn, tried
         ) from error
     return job, str(job.get("status", UNKNOWN))
 
@@ -203,14 +379,18 @@ def past_deadline(event: Event) -> bool:
     return bool(deadline) and time.time() >= deadline
 
 
-def deadline_message(job_arn: str, status: str, request: ExportRequest) -> str:
+def deadline_message(
+    job_arn: str, status: str, request: ExportRequest, tried: tuple[Tried, ...] = ()
+) -> str:
     waited = allowed_wait(request)
+    before = f" {listed(tried)}" if tried else ""
     if status.startswith(NOT_STARTED):
         code = status.removeprefix(NOT_STARTED).strip(" ()")
+        started = before or " No export job was started."
         return (
             f"Export job {job_arn} could not be started within the {waited} s timeout: "
             f"CreateDatasetExportJob was refused until the end, last with {code}; "
-            f"{api.describe_refusal(code)}. No export job was started."
+            f"{api.describe_refusal(code)}.{started}"
         )
     if request.timeout_seconds > waited:
         advice = (
@@ -227,7 +407,7 @@ def deadline_message(job_arn: str, status: str, request: ExportRequest) -> str:
         f"Export job {job_arn} was not ACTIVE within the {waited} s timeout (last status: "
         f"{status}). The job goes on running in Personalize (export jobs can't be stopped): check "
         "it with aws personalize describe-dataset-export-job --dataset-export-job-arn "
-        f"{job_arn}. {advice}"
+        f"{job_arn}. {advice}{before}"
     )
 
 
@@ -261,17 +441,26 @@ def logged(handler: str, event: Event) -> Iterator[Callable[[Step], dict[str, An
 
     def answer(step: Step) -> dict[str, Any]:
         line.update(jobArn=step.job_arn or line["jobArn"], status=step.status)
+        if step.tried:
+            line["jobsTried"] = logged_jobs(step.tried)
         return step.response
 
     try:
         yield answer
     except Exception as error:
         line.update(status="FAILED", error=str(error))
-        if isinstance(error, ExportJobError) and error.job_arn:
-            line["jobArn"] = error.job_arn
+        if isinstance(error, ExportJobError):
+            if error.job_arn:
+                line["jobArn"] = error.job_arn
+            if error.tried:
+                line["jobsTried"] = logged_jobs(error.tried)
         raise
     finally:
         print(json.dumps(line, default=str), flush=True)
+
+
+def logged_jobs(tried: tuple[Tried, ...]) -> list[dict[str, str]]:
+    return [{"jobArn": job.job_arn, "failureReason": job.reason} for job in tried]
 
 
 def trim_utf8(text: str, max_bytes: int) -> str:

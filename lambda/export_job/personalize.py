@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -38,6 +39,16 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
+# Words of a refusal or a failureReason about access: the caller may not act, Personalize may not
+# assume the role, or the role, bucket or key policy does not (yet) allow it. Published wordings
+# (sources in tests/personalize_standin.py): "User: ... is not authorized to perform: ..."
+# (AccessDeniedException), "Insufficient privileges for accessing data in S3" (Personalize's
+# dataset import jobs); other services say "... cannot be assumed ..." or "unable to assume".
+ACCESS_WORDS = re.compile(
+    r"privilege|access ?denied|not authori[sz]ed|assum(e|ing)|permission", re.IGNORECASE
+)
+ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
+
 # What to check, for the permanent errors a user can meet.
 HINTS = {
     "InvalidInputException": "check the DatasetExportJob settings (dataset ARN, ingestion mode, "
@@ -57,6 +68,10 @@ REFUSAL_HINTS = {
     "deploy again once it is done",
     "LimitExceededException": "too many export jobs are running in this account and region: "
     "deploy again once they finish, or ask for a higher Personalize quota",
+    "AccessDeniedException": "IAM changes this deploy made had not reached Personalize yet, or "
+    "the handler role lacks the personalize and iam:PassRole permissions",
+    "InvalidInputException": "Personalize could not yet use the role, bucket policy or key policy "
+    "this deploy created or changed",
 }
 
 
@@ -94,6 +109,25 @@ def is_transient(error: Exception) -> bool:
         return error_code(error) in TRANSIENT_CODES or status == 429 or status >= 500
     # Other botocore errors (parameter validation, missing credentials) won't pass with time.
     return isinstance(error, (BotoConnectionError, HTTPClientError))
+
+
+def is_access_refusal(error: Exception) -> bool:
+    """AccessDeniedException, or an InvalidInputException saying the role can't be used."""
+    code = error_code(error)
+    if code in ACCESS_DENIED_CODES:
+        return True
+    return code == "InvalidInputException" and is_about_access(error_message(error))
+
+
+def is_about_access(text: str) -> bool:
+    """Whether a message or failureReason is about access (privileges, assume role, permissions)."""
+    return bool(ACCESS_WORDS.search(text))
+
+
+def error_message(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Message", ""))
+    return str(error)
 
 
 def describe_error(error: Exception) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .contract import (
+    ACCESS_SETTINGS,
     DEFAULT_INGESTION_MODE,
     EXPORT_SETTINGS,
     JOB_NAME_HASH_LENGTH,
@@ -67,6 +68,11 @@ class ExportRequest:
         }
         return {key: values[key] for key in EXPORT_SETTINGS}
 
+    def access_settings(self) -> dict[str, str]:
+        """What Personalize needs access to: the role, the bucket (path) and the KMS key."""
+        settings = self.export_settings()
+        return {key: settings[key] for key in ACCESS_SETTINGS}
+
     def differences(self, job: Mapping[str, Any]) -> list[str]:
         """How an existing job (a DescribeDatasetExportJob answer) differs from this export."""
         destination = job.get("jobOutput", {}).get("s3DataDestination", {})
@@ -121,14 +127,30 @@ def parse_tags(raw: object) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def job_name_for(request: ExportRequest, event: Event) -> str:
-    """The user's name if given; otherwise one unique to this stack, resource and request.
+def changes_access(event: Event) -> bool:
+    """A Create, or an Update of the role, output path or KMS key: this deploy has just created or
+    changed the role, its policies, the bucket policy or the key policy the export depends on."""
+    if event["RequestType"] == "Create":
+        return True
+    if event["RequestType"] != "Update":
+        return False
+    new = ExportRequest.from_properties(event["ResourceProperties"])
+    old = ExportRequest.from_properties(event.get("OldResourceProperties", {}))
+    return new.access_settings() != old.access_settings()
 
-    A retried request carries the same RequestId, so it derives the same name and finds its job.
+
+def job_name_for(request: ExportRequest, event: Event, attempt: int = 0) -> str:
+    """The user's name if given; otherwise one unique to this stack, resource, request and attempt.
+
+    A retried request carries the same RequestId, so it derives the same names and finds its jobs.
+    Attempt 0 is the first job; a job started again (see handler.next_attempt) gets attempt 1, 2.
     """
     if request.job_name:
         return request.job_name
-    seed = "|".join((event["StackId"], event["LogicalResourceId"], event["RequestId"]))
+    parts = [event["StackId"], event["LogicalResourceId"], event["RequestId"]]
+    if attempt:
+        parts.append(f"attempt-{attempt}")
+    seed = "|".join(parts)
     digest = hashlib.sha256(seed.encode()).hexdigest()[:JOB_NAME_HASH_LENGTH]
     prefix = job_name_prefix(request.job_name_prefix or event["LogicalResourceId"])
     return f"{prefix}-{digest}" if prefix else digest
