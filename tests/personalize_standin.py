@@ -9,6 +9,14 @@ Faults for the handler's tests: inject_error (any code and status, optionally af
 took effect), throttle_next, server_error_next, drop_connection_next, fail_next_job and
 never_finish_next_job; seed_job puts a job in place unlogged. `calls` and answers() record every
 call and its answer.
+
+Limits under load: max_jobs_in_progress (LimitExceededException beyond) and throttle_every (every
+n-th request answered ThrottlingException).
+
+IAM's propagation delay (see "IAM's lag" below): told through iam_changed() when a role (or one of
+its policies), a bucket policy or a key policy was created or changed, the stand-in refuses the
+caller's calls and fails jobs that use them for `iam_lag_seconds`. Time is read only through
+`clock` (a constructor keyword and a settable attribute), so a test or harness can make it virtual.
 """
 
 from __future__ import annotations
@@ -215,8 +223,50 @@ def _decode_token(token: Any) -> int:
     return offset
 
 
-def _now() -> float:
-    return round(time.time(), 3)
+# --- IAM's lag -----------------------------------------------------------------------------------
+# IAM is eventually consistent: a role or policy created or changed seconds ago may not be usable
+# yet. terraform-provider-aws#6566 measured 10-30 s of AccessDenied after creating a role; other
+# reports: hashicorp/terraform PR #2037 ("typically 5-10 seconds"), terraform-provider-aws#44517
+# (quoting AWS support: up to 15 minutes, for Lambda assuming a new role).
+#
+# The caller's own role: IAM answers a call whose policy has not arrived with AccessDeniedException
+# (HTTP 400 in Personalize's common errors: awsdocs/amazon-personalize-developer-guide,
+# doc_source/CommonErrors.md) worded "User: <principal> is not authorized to perform: <action> on
+# resource: <arn>", as quoted from the service in terraform-provider-aws#22962 (a role's new policy
+# not yet propagated) and terraform-aws-modules/terraform-aws-ecs#414 (iam:PassRole on a role
+# created in the same apply).
+CALLER_DENIED = "User: {principal} is not authorized to perform: personalize:{operation}{resource}"
+#
+# Personalize's own access to the role, bucket and key. Published, for dataset *import* jobs:
+# - as a job's failureReason (Personalize developer guide, "Error messages", archived in
+#   awsdocs/amazon-personalize-developer-guide doc_source/error-messages.md): "Failed to create a
+#   data import job for <dataset type> dataset....Insufficient privileges for accessing data in
+#   Amazon S3." (the guide elides the middle with "....");
+# - refused at create, HTTP 400, through CloudFormation's AWS::Personalize::Dataset
+#   (mshakhomirov/persoanlize_ops, lp3_notes.md, FAQ 4): "Insufficient privileges for accessing
+#   data in S3. Please look at https://docs.aws.amazon.com/personalize/latest/dg/
+#   granting-personalize-s3-access.html#attach-bucket-policy and fix bucket policy on <bucket>."
+#   (that page capitalises every "personalize", the URL included, and writes
+#   `aws CloudFormation deploy`: a find-and-replace of the notes, not the service's spelling).
+# Not published for dataset *export* jobs, nor for a role Personalize cannot assume, nor for a KMS
+# key: those wordings below are ours, shaped like the import ones. Whether the export API checks
+# access at create (like the import one) or only when the job runs is not documented either:
+# `access_checked_at_create` chooses (default: the job fails).
+S3_DENIED_AT_CREATE = (
+    "Insufficient privileges for accessing data in S3. Please look at "
+    "https://docs.aws.amazon.com/personalize/latest/dg/granting-personalize-s3-access.html"
+    "#attach-bucket-policy and fix bucket policy on {bucket}."
+)
+ROLE_DENIED_AT_CREATE = (  # ours: no published wording
+    "Insufficient privileges: Amazon Personalize could not assume role {role}. Make sure the "
+    "role exists and trusts personalize.amazonaws.com."
+)
+KEY_DENIED_AT_CREATE = (  # ours: no published wording
+    "Insufficient privileges for using the AWS KMS key {key}. Make sure the key policy allows "
+    "Amazon Personalize and the role to use it."
+)
+JOB_FAILED_PREFIX = "Failed to create a dataset export job for {dataset_type} dataset. "
+S3_DENIED_IN_JOB = "Insufficient privileges for accessing data in Amazon S3."
 
 
 @dataclass(frozen=True)
@@ -249,7 +299,7 @@ class ExportJob:
     final_status: str | None = ACTIVE
     final_failure_reason: str | None = None
 
-    def advance(self, polls_per_state: int) -> None:
+    def advance(self, polls_per_state: int, now: float) -> None:
         """Count one describe and move on once the current status has been seen often enough."""
         self.polls += 1
         self.polls_in_status += 1
@@ -258,7 +308,7 @@ class ExportJob:
             return
         self.status = following
         self.polls_in_status = 0
-        self.last_updated_date_time = _now()
+        self.last_updated_date_time = now
         if following == FAILED:
             self.failure_reason = self.final_failure_reason
 
@@ -326,6 +376,9 @@ class PersonalizeStandIn:
         region: str = "us-east-1",
         partition: str = "aws",
         polls_per_state: int = 1,
+        iam_lag_seconds: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        access_checked_at_create: bool = False,
     ) -> None:
         if polls_per_state < 1:
             raise ValueError("polls_per_state must be at least 1")
@@ -333,11 +386,33 @@ class PersonalizeStandIn:
         self.region = region
         self.partition = partition
         self.polls_per_state = polls_per_state
+        # IAM's lag: how long a role, bucket policy or key policy is unusable after a change.
+        self.iam_lag_seconds = iam_lag_seconds
+        # The lag the caller's own role sees, when it differs (None: iam_lag_seconds).
+        self.caller_lag_seconds: float | None = None
+        # Time is read only through this: a callable (time.time, a virtual clock's time), or an
+        # object with time() (bench/'s subclass assigns its FakeClock): hence Any.
+        self.clock: Any = clock
+        # The role the handler's calls come from (its session: caller_session_name).
+        self.caller_role_arn: str | None = None
+        self.caller_session_name = "handler"
+        # True: a young role, bucket or key refuses CreateDatasetExportJob (InvalidInputException,
+        # as the import API does); False: the job is created and ends CREATE FAILED.
+        self.access_checked_at_create = access_checked_at_create
+        # When each role, bucket (policy) or key (policy) was last created or changed.
+        self.iam_changes: dict[str, float] = {}
         self.calls: list[Call] = []
         self.jobs: dict[str, ExportJob] = {}
         self.datasets: set[str] | None = None
         self._faults: list[_Fault] = []
         self._outcomes: list[_Outcome] = []
+        # Service limits under load: at most this many jobs in progress per account and region
+        # (LimitExceededException beyond; None: no limit), and every n-th request of any kind
+        # throttled (0: none). most_jobs_in_progress records the peak.
+        self.max_jobs_in_progress: int | None = None
+        self.throttle_every = 0
+        self.most_jobs_in_progress = 0
+        self._requests = 0
         self._lock = threading.RLock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -469,7 +544,7 @@ class PersonalizeStandIn:
     ) -> str:
         """Put a job in place as if created earlier, without a logged call; return its ARN."""
         arn = self.job_arn(job_name)
-        now = _now()
+        now = self._now()
         with self._lock:
             self.jobs[arn] = ExportJob(
                 job_name=job_name,
@@ -493,6 +568,18 @@ class PersonalizeStandIn:
         """Make the next job created stay in CREATE IN_PROGRESS forever."""
         with self._lock:
             self._outcomes.append(_Outcome(None))
+
+    def iam_changed(self, arn: str, at: float | None = None) -> None:
+        """A role (or one of its policies), a bucket's policy (arn:aws:s3:::name) or a KMS key's
+        policy was created or changed at `at` (default: now, by the clock)."""
+        with self._lock:
+            self.iam_changes[arn] = self.now() if at is None else at
+
+    def settling(self, arn: str, lag: float | None = None) -> bool:
+        """Whether `arn` changed less than the lag ago: IAM may not let anyone use it yet."""
+        lag = self.iam_lag_seconds if lag is None else lag
+        changed = self.iam_changes.get(arn)
+        return changed is not None and self.now() - changed < lag
 
     def reset_faults(self) -> None:
         """Drop every pending injected error and job outcome."""
@@ -526,6 +613,9 @@ class PersonalizeStandIn:
         return body
 
     def _answer(self, operation: str, body: Body) -> Reply:
+        self._requests += 1
+        if self.throttle_every and self._requests % self.throttle_every == 0:
+            return ServiceError("ThrottlingException", "Rate exceeded").reply()
         fault = self._take_fault(operation)
         if fault is not None and not fault.take_effect:
             return fault.reply()
@@ -543,7 +633,16 @@ class PersonalizeStandIn:
                 return self._faults.pop(index)
         return None
 
+    def now(self) -> float:
+        """The time as the stand-in sees it, through `clock`."""
+        clock = self.clock
+        return float(clock() if callable(clock) else clock.time())
+
+    def _now(self) -> float:
+        return round(self.now(), 3)
+
     def _dispatch(self, operation: str, body: Body) -> Body:
+        self._check_caller(operation, body)
         handlers: dict[str, Callable[[Body], Body]] = {
             "CreateDatasetExportJob": self._create_dataset_export_job,
             "DescribeDatasetExportJob": self._describe_dataset_export_job,
@@ -555,6 +654,43 @@ class PersonalizeStandIn:
             raise ServiceError("UnknownOperationException", f"Unknown operation {operation!r}")
         return handler(body)
 
+    def _check_caller(self, operation: str, body: Body) -> None:
+        """Refuse every call while the caller's role (or its policy) is younger than the lag."""
+        caller = self.caller_role_arn
+        if caller is None or not self.settling(caller, self.caller_lag_seconds):
+            return
+        role_name = caller.rsplit("/", 1)[-1]
+        principal = (
+            f"arn:{self.partition}:sts::{self.account}:assumed-role/{role_name}"
+            f"/{self.caller_session_name}"
+        )
+        if operation == "CreateDatasetExportJob":
+            resource = self.job_arn(str(body.get("jobName", "")))
+        else:
+            resource = str(body.get("datasetExportJobArn") or body.get("resourceArn") or "")
+        on_resource = f" on resource: {resource}" if resource else ""
+        message = CALLER_DENIED.format(
+            principal=principal, operation=operation, resource=on_resource
+        )
+        raise ServiceError("AccessDeniedException", message)
+
+    def _access_refusal(self, body: Body) -> tuple[str, str] | None:
+        """What Personalize can't use yet for this job: its at-create and in-job messages."""
+        destination = body["jobOutput"]["s3DataDestination"]
+        bucket = str(destination["path"]).split("://", 1)[-1].split("/", 1)[0]
+        role, key = str(body["roleArn"]), destination.get("kmsKeyArn")
+        dataset_type = str(body["datasetArn"]).rsplit("/", 1)[-1]
+        prefix = JOB_FAILED_PREFIX.format(dataset_type=dataset_type)
+        if self.settling(role):
+            at_create = ROLE_DENIED_AT_CREATE.format(role=role)
+            return at_create, prefix + at_create
+        if self.settling(f"arn:{self.partition}:s3:::{bucket}"):
+            return S3_DENIED_AT_CREATE.format(bucket=bucket), prefix + S3_DENIED_IN_JOB
+        if key and self.settling(str(key)):
+            at_create = KEY_DENIED_AT_CREATE.format(key=key)
+            return at_create, prefix + at_create
+        return None
+
     def _create_dataset_export_job(self, body: Body) -> Body:
         _raise_invalid(_create_errors(body))
         name, dataset_arn = body["jobName"], body["datasetArn"]
@@ -565,12 +701,32 @@ class PersonalizeStandIn:
             )
         if self.datasets is not None and dataset_arn not in self.datasets:
             raise _not_found(dataset_arn)
-        self.jobs[arn] = self._new_job(arn, body)
+        refusal = self._access_refusal(body)
+        if refusal is not None and self.access_checked_at_create:
+            raise ServiceError("InvalidInputException", refusal[0])
+        self._check_job_limit()
+        self.jobs[arn] = self._new_job(arn, body, refusal[1] if refusal else None)
+        self.most_jobs_in_progress = max(self.most_jobs_in_progress, self.jobs_in_progress())
         return {"datasetExportJobArn": arn}
 
-    def _new_job(self, arn: str, body: Body) -> ExportJob:
-        outcome = self._outcomes.pop(0) if self._outcomes else _Outcome(ACTIVE)
-        now = _now()
+    def jobs_in_progress(self) -> int:
+        return sum(job.status in (PENDING, IN_PROGRESS) for job in self.jobs.values())
+
+    def _check_job_limit(self) -> None:
+        limit = self.max_jobs_in_progress
+        if limit is not None and self.jobs_in_progress() >= limit:
+            raise ServiceError(
+                "LimitExceededException",
+                f"The limit of {limit} dataset export jobs in progress has been reached",
+            )
+
+    def _new_job(self, arn: str, body: Body, access_failure: str | None = None) -> ExportJob:
+        # A job Personalize can't assume the role or write for fails; queued outcomes wait.
+        if access_failure is not None:
+            outcome = _Outcome(FAILED, access_failure)
+        else:
+            outcome = self._outcomes.pop(0) if self._outcomes else _Outcome(ACTIVE)
+        now = self._now()
         return ExportJob(
             job_name=body["jobName"],
             dataset_export_job_arn=arn,
@@ -595,7 +751,7 @@ class PersonalizeStandIn:
 
     def _describe_dataset_export_job(self, body: Body) -> Body:
         job = self._known_job(body, "datasetExportJobArn")
-        job.advance(self.polls_per_state)
+        job.advance(self.polls_per_state, self._now())
         return {"datasetExportJob": job.description()}
 
     def _list_dataset_export_jobs(self, body: Body) -> Body:

@@ -3,12 +3,16 @@ and concurrency, and handlers broken on purpose failing with the framework's own
 
 from __future__ import annotations
 
+import json
 import shutil
+import ssl
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import aws_cdk as cdk
 from conftest import new_app
-from harness.cloudformation import HarnessDeployment
+from harness.cloudformation import Harness, HarnessDeployment
 from harness.responses import TOO_LONG
 from personalize_standin import ACTIVE, PersonalizeStandIn
 
@@ -141,3 +145,71 @@ def test_a_harmless_wrapper_deploys_so_the_breakage_is_the_wrappers(
     assembly = broken(synthesized(tmp_path), tmp_path, passthrough)
     deployment = HarnessDeployment(assembly, "Harness", standin=standin)
     assert deployment.create_stack().ok
+
+
+def wait_condition_stack(tmp_path: Path) -> HarnessDeployment:
+    app = new_app(tmp_path / "cdk.out")
+    stack = cdk.Stack(app, "Waits")
+    handle = cdk.CfnWaitConditionHandle(stack, "Handle")
+    cdk.CfnWaitCondition(stack, "Done", handle=handle.ref, timeout="43200")
+    return HarnessDeployment(Path(app.synth().directory), "Waits")
+
+
+def signal(url: str, body: dict[str, str], content_type: str | None = "") -> int:
+    """PUT a signal as CloudFormation's example does (curl -X PUT -H 'Content-Type:')."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="PUT", headers=headers
+    )
+    context = ssl.create_default_context(cafile=str(Harness.get().responses.certificate))
+    try:
+        with urllib.request.urlopen(request, context=context) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def handle_url(deployment: HarnessDeployment) -> str:
+    with deployment.handler():
+        return deployment.physical_ids["Handle"]
+
+
+def test_a_wait_condition_completes_on_a_signal_sent_with_an_empty_content_type(
+    tmp_path: Path,
+) -> None:
+    deployment = wait_condition_stack(tmp_path)
+    url = handle_url(deployment)
+    success = {"Status": "SUCCESS", "UniqueId": "job", "Data": "arn:x", "Reason": "done"}
+
+    assert signal(url, success, content_type="application/x-www-form-urlencoded") == 403
+    assert signal(url, success) == 200
+    assert signal(url, {**success, "Data": "ignored, same UniqueId"}) == 200
+    result = deployment.create_stack()
+
+    assert result.ok
+    assert deployment.resolve({"Fn::GetAtt": ["Done", "Data"]}) == {"job": "arn:x"}
+
+
+def test_a_failure_signal_fails_the_wait_condition_with_cloudformation_s_message(
+    tmp_path: Path,
+) -> None:
+    deployment = wait_condition_stack(tmp_path)
+    url = handle_url(deployment)
+    failure = {"Status": "FAILURE", "UniqueId": "job", "Data": "", "Reason": "it broke"}
+
+    assert signal(url, failure) == 200
+    result = deployment.create_stack()
+
+    assert not result.ok
+    assert result.reason() == "WaitCondition received failed message: 'it broke' for uniqueId: job"
+
+
+def test_an_unsignalled_wait_condition_times_out_in_virtual_time(tmp_path: Path) -> None:
+    deployment = wait_condition_stack(tmp_path)
+    started = deployment.harness.clock.time()
+
+    result = deployment.create_stack()
+
+    assert not result.ok
+    assert result.reason() == "WaitCondition timed out. Received 0 conditions when expecting 1"
+    assert deployment.harness.clock.time() - started == 43200

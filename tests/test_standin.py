@@ -623,3 +623,210 @@ def test_stop_closes_the_endpoint() -> None:
         client.list_dataset_export_jobs()
     with pytest.raises(RuntimeError):
         _ = standin.endpoint_url
+
+
+# --- IAM's lag -----------------------------------------------------------------------------------
+
+HANDLER_ROLE = "arn:aws:iam::123456789012:role/Stack-HandlerRole"
+BUCKET = "arn:aws:s3:::bucket"
+KMS_OUTPUT = {"s3DataDestination": {"path": S3_PATH, "kmsKeyArn": KMS_KEY}}
+
+
+class VirtualClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimeOnly:
+    def time(self) -> float:
+        return 9.0
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def lagging(clock: VirtualClock) -> Iterator[PersonalizeStandIn]:
+    with PersonalizeStandIn(iam_lag_seconds=30, clock=clock) as running:
+        yield running
+
+
+def test_the_clock_dates_jobs_and_changes(lagging: PersonalizeStandIn, clock: VirtualClock) -> None:
+    client = lagging.client()
+    arn = client.create_dataset_export_job(**create_args())["datasetExportJobArn"]
+    clock.now += 42
+    job = describe(client, arn)
+    assert job["creationDateTime"].timestamp() == 1_800_000_000.0
+    assert job["lastUpdatedDateTime"].timestamp() == 1_800_000_042.0
+    lagging.iam_changed(ROLE)
+    lagging.iam_changed(BUCKET, at=5.0)
+    assert lagging.iam_changes == {ROLE: 1_800_000_042.0, BUCKET: 5.0}
+    lagging.clock = lambda: 7.0
+    assert lagging.now() == 7.0
+    lagging.clock = TimeOnly()  # an object with time(), as bench/'s FakeClock
+    assert lagging.now() == 9.0
+    lagging.iam_changed(KMS_KEY)
+    assert lagging.iam_changes[KMS_KEY] == 9.0
+
+
+def test_changes_mean_nothing_without_a_lag(standin: PersonalizeStandIn, client: Any) -> None:
+    assert standin.iam_lag_seconds == 0.0
+    standin.caller_role_arn = HANDLER_ROLE
+    for arn in (HANDLER_ROLE, ROLE, BUCKET, KMS_KEY):
+        standin.iam_changed(arn)
+    arn = client.create_dataset_export_job(**create_args(jobOutput=KMS_OUTPUT))[
+        "datasetExportJobArn"
+    ]
+    assert statuses(client, arn, 2) == [IN_PROGRESS, ACTIVE]
+
+
+def test_a_young_caller_role_is_refused_every_call_until_the_lag_passes(
+    lagging: PersonalizeStandIn, clock: VirtualClock
+) -> None:
+    client = lagging.client()
+    lagging.caller_role_arn = HANDLER_ROLE
+    lagging.iam_changed(HANDLER_ROLE)
+    clock.now += 29.9
+    with pytest.raises(ClientError) as excinfo:
+        client.create_dataset_export_job(**create_args())
+    assert error_of(excinfo) == (
+        "AccessDeniedException",
+        400,
+        "User: arn:aws:sts::123456789012:assumed-role/Stack-HandlerRole/handler is not authorized"
+        " to perform: personalize:CreateDatasetExportJob on resource: "
+        "arn:aws:personalize:us-east-1:123456789012:dataset-export-job/export-1",
+    )
+    with pytest.raises(ClientError) as excinfo:
+        describe(client, lagging.job_arn("export-1"))
+    assert "personalize:DescribeDatasetExportJob on resource: arn:" in error_of(excinfo)[2]
+    assert lagging.jobs == {}
+    clock.now += 0.1
+    arn = client.create_dataset_export_job(**create_args())["datasetExportJobArn"]
+    assert statuses(client, arn, 2) == [IN_PROGRESS, ACTIVE]
+    assert lagging.answers() == [
+        f"{CREATE}:AccessDeniedException",
+        f"{DESCRIBE}:AccessDeniedException",
+        CREATE,
+        DESCRIBE,
+        DESCRIBE,
+    ]
+
+
+def test_the_caller_may_see_another_lag(lagging: PersonalizeStandIn, clock: VirtualClock) -> None:
+    client = lagging.client()
+    lagging.caller_role_arn = HANDLER_ROLE
+    lagging.caller_lag_seconds = 0
+    lagging.iam_changed(HANDLER_ROLE)
+    lagging.iam_changed(ROLE)
+    arn = client.create_dataset_export_job(**create_args())["datasetExportJobArn"]
+    assert statuses(client, arn, 2) == [IN_PROGRESS, FAILED]
+
+
+ROLE_REASON = (
+    "Failed to create a dataset export job for INTERACTIONS dataset. Insufficient privileges: "
+    f"Amazon Personalize could not assume role {ROLE}. Make sure the role exists and trusts "
+    "personalize.amazonaws.com."
+)
+BUCKET_REASON = (
+    "Failed to create a dataset export job for INTERACTIONS dataset. Insufficient privileges for "
+    "accessing data in Amazon S3."
+)
+KEY_REASON = (
+    "Failed to create a dataset export job for INTERACTIONS dataset. Insufficient privileges for "
+    f"using the AWS KMS key {KMS_KEY}. Make sure the key policy allows Amazon Personalize and the "
+    "role to use it."
+)
+
+
+@pytest.mark.parametrize(
+    ("changed", "reason"),
+    [(ROLE, ROLE_REASON), (BUCKET, BUCKET_REASON), (KMS_KEY, KEY_REASON)],
+    ids=["role", "bucket-policy", "key-policy"],
+)
+def test_a_job_using_a_young_role_bucket_or_key_fails_for_access(
+    lagging: PersonalizeStandIn, clock: VirtualClock, changed: str, reason: str
+) -> None:
+    client = lagging.client()
+    lagging.iam_changed(changed)
+    failed = client.create_dataset_export_job(**create_args("a", jobOutput=KMS_OUTPUT))
+    assert statuses(client, failed["datasetExportJobArn"], 2) == [IN_PROGRESS, FAILED]
+    assert describe(client, failed["datasetExportJobArn"])["failureReason"] == reason
+    clock.now += 30
+    healthy = client.create_dataset_export_job(**create_args("b", jobOutput=KMS_OUTPUT))
+    assert statuses(client, healthy["datasetExportJobArn"], 2) == [IN_PROGRESS, ACTIVE]
+
+
+def test_a_young_key_matters_only_to_jobs_that_use_it(lagging: PersonalizeStandIn) -> None:
+    client = lagging.client()
+    lagging.iam_changed(KMS_KEY)
+    arn = client.create_dataset_export_job(**create_args())["datasetExportJobArn"]
+    assert statuses(client, arn, 2) == [IN_PROGRESS, ACTIVE]
+
+
+def test_access_checked_at_create_refuses_with_the_import_api_s_wording(
+    clock: VirtualClock,
+) -> None:
+    with PersonalizeStandIn(iam_lag_seconds=30, clock=clock) as standin:
+        standin.access_checked_at_create = True
+        client = standin.client()
+        standin.iam_changed(BUCKET)
+        with pytest.raises(ClientError) as excinfo:
+            client.create_dataset_export_job(**create_args())
+        assert error_of(excinfo) == (
+            "InvalidInputException",
+            400,
+            "Insufficient privileges for accessing data in S3. Please look at "
+            "https://docs.aws.amazon.com/personalize/latest/dg/granting-personalize-s3-access.html"
+            "#attach-bucket-policy and fix bucket policy on bucket.",
+        )
+        assert standin.jobs == {}
+
+
+def test_a_queued_outcome_waits_for_a_job_that_runs(
+    lagging: PersonalizeStandIn, clock: VirtualClock
+) -> None:
+    client = lagging.client()
+    lagging.fail_next_job("no data to export")
+    lagging.iam_changed(ROLE)
+    young = client.create_dataset_export_job(**create_args("a"))["datasetExportJobArn"]
+    clock.now += 60
+    later = client.create_dataset_export_job(**create_args("b"))["datasetExportJobArn"]
+    assert describe(client, young)["status"] == IN_PROGRESS
+    assert statuses(client, young, 1) == [FAILED]
+    assert describe(client, young)["failureReason"] == ROLE_REASON
+    assert statuses(client, later, 2) == [IN_PROGRESS, FAILED]
+    assert describe(client, later)["failureReason"] == "no data to export"
+
+
+def test_the_job_limit_refuses_creates_beyond_it_until_a_job_ends(
+    standin: PersonalizeStandIn, client: Any
+) -> None:
+    standin.max_jobs_in_progress = 2
+    arns = [
+        client.create_dataset_export_job(**create_args(f"job-{n}"))["datasetExportJobArn"]
+        for n in range(2)
+    ]
+
+    with pytest.raises(ClientError) as refused:
+        client.create_dataset_export_job(**create_args("job-2"))
+    assert refused.value.response["Error"]["Code"] == "LimitExceededException"
+    for _ in range(2):
+        client.describe_dataset_export_job(datasetExportJobArn=arns[0])
+    client.create_dataset_export_job(**create_args("job-2"))
+    assert standin.most_jobs_in_progress == 2
+
+
+def test_every_nth_request_is_throttled(standin: PersonalizeStandIn, client: Any) -> None:
+    standin.throttle_every = 3
+    arn = client.create_dataset_export_job(**create_args("job"))["datasetExportJobArn"]
+    client.describe_dataset_export_job(datasetExportJobArn=arn)
+
+    with pytest.raises(ClientError) as throttled:
+        client.describe_dataset_export_job(datasetExportJobArn=arn)
+    assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
+    assert standin.answers()[-1] == "DescribeDatasetExportJob:ThrottlingException"

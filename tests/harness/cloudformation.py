@@ -32,11 +32,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import botocore.endpoint
+import certifi
 from deploy_sim import (
     ACCOUNT,
     CREATE_FAILED_MARKER,
@@ -62,6 +63,10 @@ NO_RESPONSE = (
     "logs for requestId [{request_id}]."
 )
 _DEPLOYMENTS = itertools.count(1)
+WAIT_HANDLE = "AWS::CloudFormation::WaitConditionHandle"
+WAIT_CONDITION = "AWS::CloudFormation::WaitCondition"
+WAIT_FAILED = "WaitCondition received failed message: '{reason}' for uniqueId: {unique_id}"
+WAIT_TIMED_OUT = "WaitCondition timed out. Received {received} conditions when expecting {count}"
 IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::S3::BucketPolicy", "AWS::KMS::Key")
 
 
@@ -88,8 +93,18 @@ class Harness:
         self.lambdas = LambdaService(self.clock, {}).start()
         self.lambdas.node_environment.update(self._node_environment())
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.lambdas.endpoint_url
+        # Python functions run in this process: trust the harness's HTTPS endpoint too (the
+        # WaitCondition signal), besides the usual public CAs.
+        os.environ["SSL_CERT_FILE"] = str(self._ca_bundle())
         # botocore's retry back-off, in a function under the harness, waits in virtual time.
         botocore.endpoint.time = ClockModule(self.clock, time)  # type: ignore[attr-defined]
+
+    def _ca_bundle(self) -> Path:
+        bundle = Path(self._folder.name) / "ca-bundle.pem"
+        bundle.write_text(
+            Path(certifi.where()).read_text() + self.responses.certificate.read_text()
+        )
+        return bundle
 
     def _node_environment(self) -> dict[str, str]:
         return {
@@ -120,6 +135,7 @@ class StackResult:
     ok: bool
     outcomes: dict[str, Outcome]
     failed: str = ""
+    rollback: dict[str, Outcome] = field(default_factory=dict)
 
     def reason(self) -> str:
         return self.outcomes[self.failed].reason if self.failed else ""
@@ -177,6 +193,8 @@ class HarnessDeployment(Deployment):
             self._deploy_function(logical_id, resource["Properties"])
         elif kind == "AWS::StepFunctions::StateMachine":
             self._create_state_machine(logical_id, resource["Properties"])
+        elif kind == WAIT_HANDLE:
+            self.physical_ids[logical_id] = self.harness.responses.new_handle(self.unique)
         else:
             self._ref(logical_id)
         if kind in IAM_TYPES:
@@ -322,53 +340,153 @@ class HarnessDeployment(Deployment):
         outcomes: dict[str, Outcome] = {}
 
         def create_one(logical_id: str) -> bool:
-            if logical_id not in self.custom_resources():
-                if not self._is_foreign(logical_id):
-                    self.provision(logical_id)
+            outcome = self.create_resource(logical_id)
+            if outcome is None:
                 return True
-            outcome = self.create(Handler(self._refused, self._refused, {}), logical_id)
             outcomes[logical_id] = outcome
             return outcome.ok
 
         failed = self._in_dependency_order(list(self.template["Resources"]), create_one)
         return StackResult(not failed, outcomes, failed)
 
+    def create_resource(self, logical_id: str) -> Outcome | None:
+        """Create one resource; an Outcome for those that can fail (custom, WaitCondition)."""
+        if logical_id in self.custom_resources():
+            return self.create(Handler(self._refused, self._refused, {}), logical_id)
+        if self.template["Resources"][logical_id]["Type"] == WAIT_CONDITION:
+            return self.wait_condition(logical_id)
+        if not self._is_foreign(logical_id):
+            self.provision(logical_id)
+        return None
+
+    def wait_condition(self, logical_id: str) -> Outcome:
+        """Wait for the handle's signals up to Timeout, as CloudFormation does on Create."""
+        properties = self.template["Resources"][logical_id]["Properties"]
+        url = str(self.resolve(properties["Handle"]))
+        count = int(properties.get("Count", 1))
+        result = self.harness.responses.wait_condition(url, count, float(properties["Timeout"]))
+        self.physical_ids[logical_id] = f"{url.split('?')[0]}#{logical_id}"
+        if result is None:
+            received = len(self.harness.responses.signals(url))
+            reason = WAIT_TIMED_OUT.format(received=received, count=count)
+            return Outcome("FAILED", self.physical_ids[logical_id], reason=reason)
+        if result["Status"] == "FAILURE":
+            reason = WAIT_FAILED.format(reason=result.get("Reason"), unique_id=result["UniqueId"])
+            return Outcome("FAILED", self.physical_ids[logical_id], reason=reason)
+        # Fn::GetAtt Data is a JSON object (not a string): UniqueId -> Data.
+        data = {key: signal.get("Data") for key, signal in result["Signals"].items()}
+        self.attributes[logical_id] = {"Data": data}
+        return Outcome("SUCCESS", self.physical_ids[logical_id], {"Data": data})
+
+    def _resource_attribute(self, logical_id: str, attribute: str) -> Any:
+        if logical_id in self.attributes and attribute in self.attributes[logical_id]:
+            return self.attributes[logical_id][attribute]
+        return super()._resource_attribute(logical_id, attribute)
+
     def update_stack(self, template: Template) -> StackResult:
-        """Update every custom resource whose properties change; clean up replaced ones last."""
-        old_properties = {key: self.properties[key] for key in self.custom_resources()}
-        old_ids = dict(self.physical_ids)
+        """Update the stack as CloudFormation does.
+
+        New resources are created, changed ones updated (custom resources get an Update event),
+        in dependency order. After success, replaced and removed custom resources get their
+        Delete. After a failure, every custom resource updated so far gets an Update back to its
+        old properties and new custom resources are deleted (the rollback).
+        """
+        old_template, old_ids = self.template, dict(self.physical_ids)
+        old_properties = {key: self.properties[key] for key in self.properties}
         self.template = template
+        added = [key for key in template["Resources"] if key not in old_template["Resources"]]
         changed = [
             key
-            for key in self.custom_resources()
-            if self.resolved_properties(key) != old_properties.get(key)
+            for key in template["Resources"]
+            if key not in added
+            and template["Resources"][key].get("Properties")
+            != old_template["Resources"][key].get("Properties")
         ]
         outcomes: dict[str, Outcome] = {}
 
         def update_one(logical_id: str) -> bool:
-            if logical_id not in changed:
-                return True
-            event = self.event(
-                "Update",
-                logical_id,
-                self.resolved_properties(logical_id),
-                physical_id=old_ids[logical_id],
-                old_properties=old_properties[logical_id],
-            )
-            outcome = self.run(Handler(self._refused, self._refused, {}), event)
-            self._record(logical_id, event, outcome)
-            outcomes[logical_id] = outcome
-            return outcome.ok
+            if logical_id in added:
+                outcome = self.create_resource(logical_id)
+            elif logical_id in self.custom_resources():
+                outcome = self._update_custom(logical_id, old_ids, old_properties)
+            else:
+                self._provisioned.discard(logical_id)
+                outcome = self.create_resource(logical_id)
+            if outcome is not None:
+                outcomes[logical_id] = outcome
+            return outcome is None or outcome.ok
 
-        failed = self._in_dependency_order(changed, update_one)
+        failed = self._in_dependency_order(added + changed, update_one)
         if failed:
-            return StackResult(False, outcomes, failed)
-        replaced = [key for key in changed if self.physical_ids[key] != old_ids[key]]
+            rollback = self._roll_back(old_template, outcomes, added, old_properties)
+            return StackResult(False, outcomes, failed, rollback)
+        self._clean_up(old_template, old_ids, old_properties, changed)
+        return StackResult(True, outcomes)
+
+    def _update_custom(
+        self, logical_id: str, old_ids: dict[str, str], old_properties: dict[str, Any]
+    ) -> Outcome:
+        event = self.event(
+            "Update",
+            logical_id,
+            self.resolved_properties(logical_id),
+            physical_id=old_ids[logical_id],
+            old_properties=old_properties[logical_id],
+        )
+        outcome = self.run(Handler(self._refused, self._refused, {}), event)
+        self._record(logical_id, event, outcome)
+        if not outcome.ok:
+            self.attempted[logical_id] = event["ResourceProperties"]
+            # CloudFormation keeps the id even from a FAILED answer (aws/aws-cdk#13527).
+            self.physical_ids[logical_id] = outcome.physical_id or old_ids[logical_id]
+        return outcome
+
+    def _roll_back(
+        self,
+        old_template: Template,
+        outcomes: dict[str, Outcome],
+        added: list[str],
+        old_properties: dict[str, Any],
+    ) -> dict[str, Outcome]:
+        custom = [key for key in outcomes if key in self.custom_resources()]
+        self.template = old_template
+        rollback: dict[str, Outcome] = {}
+
+        def undo(logical_id: str) -> bool:
+            if logical_id in added:
+                rollback[logical_id] = self.delete(
+                    Handler(self._refused, self._refused, {}), logical_id
+                )
+            else:
+                rollback[logical_id] = self.roll_back_update(
+                    Handler(self._refused, self._refused, {}), logical_id
+                )
+            return True
+
+        self._in_dependency_order(custom, undo, reverse=True)
+        return rollback
+
+    def _clean_up(
+        self,
+        old_template: Template,
+        old_ids: dict[str, str],
+        old_properties: dict[str, Any],
+        changed: list[str],
+    ) -> None:
+        replaced = [
+            key
+            for key in changed
+            if key in self.custom_resources() and self.physical_ids[key] != old_ids[key]
+        ]
+        removed = [
+            key
+            for key in old_template["Resources"]
+            if key not in self.template["Resources"] and key in old_properties
+        ]
         self._concurrently(
-            replaced,
+            replaced + removed,
             lambda key: self._cleanup(key, old_ids[key], old_properties[key]),
         )
-        return StackResult(True, outcomes)
 
     def _cleanup(self, logical_id: str, old_id: str, old_properties: dict[str, Any]) -> bool:
         event = self.event("Delete", logical_id, old_properties, physical_id=old_id)

@@ -27,11 +27,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 import boto3
+import botocore.session
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.config import DefaultConfig
+from moto.events.models import EventsBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk as aws_sdk,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
@@ -60,10 +66,13 @@ class StepFunctions:
         self.region = region
         self._mock = mock_aws(config=MOTO_CONFIG)
         self._restore: list[Callable[[], None]] = []
+        self.events: list[dict[str, Any]] = []
 
     def start(self) -> StepFunctions:
         self._mock.start()
         self._patch_time()
+        self._patch_aws_sdk_integrations()
+        self._capture_events()
         self.client = boto3.client(
             "stepfunctions",
             region_name=self.region,
@@ -78,20 +87,21 @@ class StepFunctions:
             restore()
         self._mock.stop()
 
+    def _patch(self, target: Any, name: str, value: Any) -> None:
+        """Replace `target.name` until stop()."""
+        original = getattr(target, name)
+        setattr(target, name, value)
+        self._restore.append(lambda: setattr(target, name, original))
+
     def _patch_time(self) -> None:
         clock = self.clock
-        real_time = getattr(retrier_decl, "time")  # noqa: B009 (moto doesn't re-export it)
-        setattr(retrier_decl, "time", ClockModule(clock, real_time))  # noqa: B010
-        self._restore.append(lambda: setattr(retrier_decl, "time", real_time))
-
-        real_wait = WaitFunction._wait_interval
+        self._patch(retrier_decl, "time", ClockModule(clock, getattr(retrier_decl, "time")))  # noqa: B009
 
         def wait_on_clock(self: WaitFunction, env: Any, wait_seconds: int) -> None:
             if wait_seconds > 0:
                 clock.sleep(wait_seconds)
 
-        WaitFunction._wait_interval = wait_on_clock  # type: ignore[method-assign]
-        self._restore.append(lambda: setattr(WaitFunction, "_wait_interval", real_wait))
+        self._patch(WaitFunction, "_wait_interval", wait_on_clock)
 
         worker = execution_worker.ExecutionWorker
         real_start = worker.start
@@ -109,10 +119,7 @@ class StepFunctions:
             real_start(self)  # type: ignore[no-untyped-call]
             running.wait()
 
-        worker.start = start_as_actor  # type: ignore[method-assign]
-        self._restore.append(lambda: setattr(worker, "start", real_start))
-
-        real_eval = Program.eval
+        self._patch(worker, "start", start_as_actor)
 
         def eval_on_clock(self: Program, env: Any) -> None:
             # moto runs the states in a thread of their own, joined with the state machine's
@@ -136,8 +143,46 @@ class StepFunctions:
                 if not clock.wait(done):
                     env.set_timed_out()
 
-        Program.eval = eval_on_clock  # type: ignore[method-assign]
-        self._restore.append(lambda: setattr(Program, "eval", real_eval))
+        self._patch(Program, "eval", eval_on_clock)
+
+    def _patch_aws_sdk_integrations(self) -> None:
+        """Convert aws-sdk task parameters and results as Step Functions does.
+
+        moto 5.2.5's port leaves `_normalise_parameters`/`_normalise_response` empty (LocalStack's
+        original converts with the service model), so PascalCase parameters never reach the API.
+        Errors are named `<Service>.<ErrorCode>` with an `Exception` suffix, as AWS names them.
+        """
+        task = aws_sdk.StateTaskServiceAwsSdk
+
+        def parameters(self: Any, parameters: dict[str, Any], *args: Any) -> None:
+            self._to_boto_request(parameters, _operation(self).input_shape)
+
+        def response(self: Any, response: Any, *args: Any) -> None:
+            self._from_boto_response(response, _operation(self).output_shape)
+            _isoformat_datetimes(response)
+
+        self._patch(task, "_normalise_parameters", parameters)
+        self._patch(task, "_normalise_response", response)
+        self._patch(task, "_normalise_exception_name", staticmethod(_exception_name))
+        names = getattr(aws_sdk, "_SERVICE_ERROR_NAMES")  # noqa: B009
+        names.setdefault("personalize", "Personalize")
+        # Step Functions calls EventBridge "eventbridge" (aws-sdk:eventbridge:putEvents);
+        # boto3 calls it "events".
+        overrides = task._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
+        self._patch(
+            task, "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES", {**overrides, "eventbridge": "events"}
+        )
+
+    def _capture_events(self) -> None:
+        """Keep every PutEvents entry (moto delivers only to a few target kinds)."""
+        real_put = EventsBackend.put_events
+        captured = self.events
+
+        def put_events(backend: EventsBackend, events: list[dict[str, Any]]) -> Any:
+            captured.extend(json.loads(json.dumps(event, default=str)) for event in events)
+            return real_put(backend, events)
+
+        self._patch(EventsBackend, "put_events", put_events)
 
     def create_state_machine(self, name: str, definition: str, role_arn: str) -> str:
         """Create (or, for a name deployed before, replace) a state machine; its ARN."""
@@ -165,6 +210,27 @@ class StepFunctions:
 
     def describe_execution(self, execution_arn: str) -> dict[str, Any]:
         return dict(self.client.describe_execution(executionArn=execution_arn))
+
+
+def _operation(task: Any) -> Any:
+    service = botocore.session.get_session().get_service_model(task._get_boto_service_name())
+    action = task.resource.api_action
+    return service.operation_model(action[0].upper() + action[1:])
+
+
+def _isoformat_datetimes(value: Any) -> None:
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in list(items):
+        if isinstance(item, datetime.datetime):
+            value[key] = item.isoformat()
+        elif isinstance(item, dict | list):
+            _isoformat_datetimes(item)
+
+
+def _exception_name(service: str, error: Exception) -> str:
+    code = error.response["Error"]["Code"] if isinstance(error, ClientError) else ""
+    name = f"{service}.{code or type(error).__name__}"
+    return name if name.endswith("Exception") else f"{name}Exception"
 
 
 class SfnEndpoint:
