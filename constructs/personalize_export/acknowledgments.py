@@ -48,6 +48,11 @@ EXPORT_OBJECTS = (
     "Personalize chooses the names of the CSV files it writes under the output prefix; the "
     "wildcard is limited to this export's prefix in this export's bucket."
 )
+TAGGING_NEEDS_STAR = (
+    "AWS's Service Authorization Reference lists no resource type and no condition key for "
+    "personalize:TagResource, so only Resource '*' allows it; it is granted only to the handler "
+    "of a stack whose exports set tags, to tag the jobs it creates."
+)
 ACCESS_LOG_TARGET = (
     "This is the server access log bucket itself: logging it into itself would log every log "
     "delivery, endlessly; delivery into it is recorded by CloudTrail data events if needed."
@@ -139,6 +144,10 @@ def acknowledge_export_wildcards(
     """The two wildcards one export deliberately grants: its job names and its output files."""
     acknowledge_wildcard_resources(handler_role, [job_arns], JOB_NAMES_BY_PREFIX)
     acknowledge_wildcard_resources(service_role, [object_arns], EXPORT_OBJECTS)
+
+
+def acknowledge_tagging(handler_role: iam.IRole) -> None:
+    acknowledge(handler_role, "IAM5", TAGGING_NEEDS_STAR, "Resource::*")
 
 
 def acknowledge_access_log_bucket(bucket: s3.Bucket) -> None:

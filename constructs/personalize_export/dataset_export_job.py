@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from personalize_export import validation
-from personalize_export.acknowledgments import acknowledge_export_wildcards
+from personalize_export.acknowledgments import acknowledge_export_wildcards, acknowledge_tagging
 from personalize_export.destination import (
     BUCKET_POLICY_NOT_ADDED,
     KEY_POLICY_ACTIONS,
@@ -213,7 +213,12 @@ class DatasetExportJob(Construct):
     def _allow_handler(
         self, provider: ExportJobProvider, job_name: str | None, *, tagging: bool
     ) -> None:
-        """CreateDatasetExportJob on the dataset and this export's job ARNs, and nothing wider."""
+        """Create and describe this export's jobs, pass its role, tag when asked; nothing wider.
+
+        AWS's Service Authorization Reference lists only `dataset-export-job` as
+        CreateDatasetExportJob's resource type: IAM can limit the job names, not the dataset.
+        It lists no resource type for TagResource: only Resource "*" reaches it.
+        """
         name_pattern = job_name or f"{self._job_name_prefix}-*"
         job_arns = self._compact_personalize_arn(f"dataset-export-job/{name_pattern}")
         role = provider.handler_role
@@ -233,15 +238,11 @@ class DatasetExportJob(Construct):
                 resources=[job_arns],
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["personalize:CreateDatasetExportJob"], resources=[self.dataset_arn]
-            )
-        )
         if tagging:
             role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["personalize:TagResource"], resources=[job_arns])
+                iam.PolicyStatement(actions=["personalize:TagResource"], resources=["*"])
             )
+            acknowledge_tagging(role)
         self._export_destination.grant_pass_role(role)
 
     @property
