@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Demo app: `cdk synth` exports a small demo dataset; `-c dataset_arn=arn:...` exports yours."""
+"""Demo app: `cdk synth` exports a small demo dataset; `-c dataset_arn=arn:...` exports yours;
+`-c export_schedule="cron(0 2 * * ? *)"` also exports it on that schedule."""
 
 from aws_cdk import App
 
@@ -8,7 +9,10 @@ from demo.demo_stack import DemoStack
 
 def build(app: App) -> DemoStack:
     return DemoStack(
-        app, "PersonalizeExportDemo", dataset_arn=app.node.try_get_context("dataset_arn")
+        app,
+        "PersonalizeExportDemo",
+        dataset_arn=app.node.try_get_context("dataset_arn"),
+        export_schedule=app.node.try_get_context("export_schedule"),
     )
 
 

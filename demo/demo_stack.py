@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_personalize as personalize
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
+from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from personalize_export import DatasetExportJob, IngestionMode
+from personalize_export import DatasetExportJob, DatasetExportSchedule, IngestionMode
 from personalize_export.access_logs import hardened_bucket
 from personalize_export.dataset_export_job import PERSONALIZE, personalize_source_conditions
 
 SAMPLE_DATA = Path(__file__).parent / "data"
 SAMPLE_KEY_PREFIX = "sample/"
 SAMPLE_FILE = "interactions.csv"
+# -c export_schedule=...: how long the demo keeps each scheduled run.
+SCHEDULED_RUNS_KEPT_DAYS = 30
 INTERACTIONS_SCHEMA = {
     "type": "record",
     "name": "Interactions",
@@ -50,14 +53,31 @@ class DemoStack(Stack):
     """Exports ``dataset_arn`` if given; otherwise a demo Interactions dataset it creates."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, dataset_arn: str | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        dataset_arn: str | None = None,
+        export_schedule: str | None = None,
     ) -> None:
+        """export_schedule: an EventBridge Scheduler expression (e.g. cron(0 2 * * ? *)): the
+        dataset is also exported on that schedule, kept 30 days. Default: no schedule."""
         super().__init__(scope, construct_id, description="Personalize dataset export demo")
+        dataset = dataset_arn or self._demo_dataset()
         self.export = DatasetExportJob(
-            self,
-            "Export",
-            dataset_arn=dataset_arn or self._demo_dataset(),
-            ingestion_mode=IngestionMode.ALL,
+            self, "Export", dataset_arn=dataset, ingestion_mode=IngestionMode.ALL
+        )
+        self.schedule = (
+            DatasetExportSchedule(
+                self,
+                "Scheduled",
+                dataset_arn=dataset,
+                schedule=scheduler.ScheduleExpression.expression(export_schedule),
+                ingestion_mode=IngestionMode.ALL,
+                keep=Duration.days(SCHEDULED_RUNS_KEPT_DAYS),
+            )
+            if export_schedule
+            else None
         )
 
     def _demo_dataset(self) -> str:

@@ -13,6 +13,8 @@ from deploy_sim import Deployment, FakeClock
 from personalize_standin import PersonalizeStandIn
 
 REPO = Path(__file__).resolve().parent.parent
+# The credentials the handler runs with in tests (moto's Step Functions tasks use others).
+HANDLER_ACCESS_KEY = "test"
 
 
 # What the CDK CLI adds to cdk.json's context on `cdk synth` (versionReporting is off in cdk.json).
@@ -55,7 +57,9 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[PersonalizeStandIn]:
     """A running stand-in; boto3's default endpoint resolution points at it."""
     with PersonalizeStandIn() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE", server.endpoint_url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        # The handler hands jobs to the export poller: the stand-in records StartExecution.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", server.endpoint_url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", HANDLER_ACCESS_KEY)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
         monkeypatch.setenv("AWS_DEFAULT_REGION", server.region)
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")

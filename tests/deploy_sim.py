@@ -42,7 +42,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from personalize_export.runtime.export_job.contract import RESOURCE_TYPE
+from personalize_export.runtime.export_job.contract import RESOURCE_TYPE, RESULT_RESOURCE_TYPE
+
+OUR_RESOURCE_TYPES = (RESOURCE_TYPE, RESULT_RESOURCE_TYPE)
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -200,7 +202,7 @@ class Deployment:
 
     def custom_resources(self, template: Template | None = None) -> list[str]:
         resources = (template or self.template)["Resources"]
-        return [key for key, res in resources.items() if res["Type"] == RESOURCE_TYPE]
+        return [key for key, res in resources.items() if res["Type"] in OUR_RESOURCE_TYPES]
 
     def waiter(self) -> Waiter:
         definition = json.dumps(self._resources_of_type("AWS::StepFunctions::StateMachine")[0])
@@ -404,7 +406,7 @@ class Deployment:
             "StackId": STACK_ID,
             "RequestId": request_id or str(uuid.UUID(int=self._requests)),
             "LogicalResourceId": logical_id,
-            "ResourceType": RESOURCE_TYPE,
+            "ResourceType": self.template["Resources"][logical_id]["Type"],
             "ResourceProperties": properties,
         }
         if physical_id is not None:

@@ -477,6 +477,13 @@ _ARN_KINDS = {
         ref_is_arn=True,
         names=("Name",),
     ),
+    # Ref gives the name of both.
+    "AWS::SSM::Parameter": _ArnKind(
+        "arn:{partition}:ssm:{region}:{account}:parameter/{name}", "Name"
+    ),
+    "AWS::Events::EventBus": _ArnKind(
+        "arn:{partition}:events:{region}:{account}:event-bus/{name}", "Name"
+    ),
     "AWS::Personalize::DatasetGroup": _ArnKind(
         "arn:{partition}:personalize:{region}:{account}:dataset-group/{name}", "Name", True
     ),

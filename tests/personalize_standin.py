@@ -42,6 +42,8 @@ import boto3
 from botocore.config import Config
 
 TARGET_PREFIX = "AmazonPersonalize."
+SFN_TARGET_PREFIX = "AWSStepFunctions."
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
 PENDING = "CREATE PENDING"
 IN_PROGRESS = "CREATE IN_PROGRESS"
 ACTIVE = "ACTIVE"
@@ -277,6 +279,8 @@ class Call:
     body: Body
     # "OK", the error code answered, or "DROPPED" when the connection was closed unanswered.
     answer: str = field(default="OK", compare=False)
+    # The caller's access key id, from the request's SigV4 Authorization header.
+    caller: str = field(default="", compare=False)
 
 
 @dataclass
@@ -299,9 +303,14 @@ class ExportJob:
     final_status: str | None = ACTIVE
     final_failure_reason: str | None = None
 
-    def advance(self, polls_per_state: int, now: float) -> None:
-        """Count one describe and move on once the current status has been seen often enough."""
+    def advance(self, polls_per_state: int, now: float, duration: float | None = None) -> None:
+        """Count one describe and move on once the current status has been seen often enough,
+        or, with a duration, once that much time has passed since the job was created (a tenth
+        of it PENDING, the rest IN_PROGRESS)."""
         self.polls += 1
+        if duration is not None:
+            self._advance_in_time(now, duration)
+            return
         self.polls_in_status += 1
         following = self._following_status()
         if following is None or self.polls_in_status < polls_per_state:
@@ -311,6 +320,16 @@ class ExportJob:
         self.last_updated_date_time = now
         if following == FAILED:
             self.failure_reason = self.final_failure_reason
+
+    def _advance_in_time(self, now: float, duration: float) -> None:
+        elapsed = now - self.creation_date_time
+        due = (elapsed >= duration / 10, elapsed >= duration)
+        if self.status == PENDING and due[0]:
+            self.status, self.last_updated_date_time = IN_PROGRESS, now
+        if self.status == IN_PROGRESS and due[1] and self.final_status is not None:
+            self.status, self.last_updated_date_time = self.final_status, now
+            if self.final_status == FAILED:
+                self.failure_reason = self.final_failure_reason
 
     def _following_status(self) -> str | None:
         if self.status == PENDING:
@@ -409,6 +428,15 @@ class PersonalizeStandIn:
         # Service limits under load: at most this many jobs in progress per account and region
         # (LimitExceededException beyond; None: no limit), and every n-th request of any kind
         # throttled (0: none). most_jobs_in_progress records the peak.
+        # How long a job runs, by the clock (None: it moves on by describes, polls_per_state).
+        self.job_seconds: float | None = None
+        # Only this caller's describes move a job on, and only its calls meet injected faults
+        # (None: anyone's): an observer, such as the export poller, then changes nothing the
+        # handler sees.
+        self.progress_caller: str | None = None
+        self._caller = ""
+        # StartExecution requests received (see _start_execution).
+        self.executions: list[Body] = []
         self.max_jobs_in_progress: int | None = None
         self.throttle_every = 0
         self.most_jobs_in_progress = 0
@@ -524,12 +552,14 @@ class PersonalizeStandIn:
         with self._lock:
             self._faults.extend([fault] * count)
 
-    def answers(self) -> list[str]:
-        """Each call as "Operation" when it succeeded, else "Operation:Answer" (code or DROPPED)."""
+    def answers(self, caller: str | None = None) -> list[str]:
+        """Each call as "Operation" when it succeeded, else "Operation:Answer" (code or DROPPED);
+        only those of one caller (access key id) if given."""
         with self._lock:
             return [
                 call.operation if call.answer == "OK" else f"{call.operation}:{call.answer}"
                 for call in self.calls
+                if caller is None or call.caller == caller
             ]
 
     def seed_job(
@@ -587,20 +617,37 @@ class PersonalizeStandIn:
             self._faults.clear()
             self._outcomes.clear()
 
-    def handle(self, target: str, raw_body: bytes) -> Reply:
-        """Answer one request given its X-Amz-Target header and body."""
+    def handle(self, target: str, raw_body: bytes, caller: str = "") -> Reply:
+        """Answer one request given its X-Amz-Target header, body and caller's access key."""
+        if target.startswith(SFN_TARGET_PREFIX):
+            return self._start_execution(target.removeprefix(SFN_TARGET_PREFIX), raw_body)
         operation = target.removeprefix(TARGET_PREFIX)
         with self._lock:
             try:
                 body = self._parse(raw_body)
             except ServiceError as error:
-                self.calls.append(Call(operation, {}, error.code))
+                self.calls.append(Call(operation, {}, error.code, caller))
                 return error.reply()
             logged = copy.deepcopy(body)
+            self._caller = caller
             status, payload = self._answer(operation, body)
             answer = "OK" if status == 200 else str(payload.get("__type", "DROPPED"))
-            self.calls.append(Call(operation, logged, answer))
+            self.calls.append(Call(operation, logged, answer, caller))
             return status, payload
+
+    def _start_execution(self, operation: str, raw_body: bytes) -> Reply:
+        """Step Functions' StartExecution, recorded only: where no interpreter runs (the deploy
+        simulation), the handler's hand-over to the export poller lands here."""
+        if operation != "StartExecution":
+            return ServiceError("UnknownOperationException", operation).reply()
+        with self._lock:
+            body = self._parse(raw_body)
+            name = str(body.get("name") or uuid.uuid4())
+            if any(execution["name"] == name for execution in self.executions):
+                return ServiceError("ExecutionAlreadyExists", f"Execution {name} exists").reply()
+            self.executions.append(body)
+            arn = f"{body.get('stateMachineArn')}:{name}".replace(":stateMachine:", ":execution:")
+            return 200, {"executionArn": arn, "startDate": self._now()}
 
     @staticmethod
     def _parse(raw_body: bytes) -> Body:
@@ -628,6 +675,8 @@ class PersonalizeStandIn:
         return 200, result
 
     def _take_fault(self, operation: str) -> _Fault | None:
+        if self.progress_caller not in (None, self._caller):
+            return None  # an observer's calls are answered plainly (see progress_caller)
         for index, fault in enumerate(self._faults):
             if fault.matches(operation):
                 return self._faults.pop(index)
@@ -751,7 +800,10 @@ class PersonalizeStandIn:
 
     def _describe_dataset_export_job(self, body: Body) -> Body:
         job = self._known_job(body, "datasetExportJobArn")
-        job.advance(self.polls_per_state, self._now())
+        # A job that runs by the clock is the same to everyone; one moved on by describes
+        # moves only for the progress caller.
+        if self.job_seconds is not None or self.progress_caller in (None, self._caller):
+            job.advance(self.polls_per_state, self._now(), self.job_seconds)
         return {"datasetExportJob": job.description()}
 
     def _list_dataset_export_jobs(self, body: Body) -> Body:
@@ -822,7 +874,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length)
         standin = cast(_Server, self.server).standin
-        status, payload = standin.handle(self.headers.get("X-Amz-Target", ""), raw_body)
+        found = _ACCESS_KEY.search(self.headers.get("Authorization", ""))
+        caller = found.group(1) if found else ""
+        status, payload = standin.handle(self.headers.get("X-Amz-Target", ""), raw_body, caller)
         if status == DROPPED:
             self.close_connection = True
             return

@@ -31,6 +31,12 @@ def only(template: dict[str, Any], kind: str) -> dict[str, Any]:
     return props
 
 
+def only_key(template: dict[str, Any], kind: str, fragment: str) -> str:
+    """The logical id of the one resource of this type whose id holds `fragment`."""
+    (key,) = [key for key in resources(template, kind) if fragment in key]
+    return key
+
+
 def export_bucket(template: dict[str, Any]) -> dict[str, Any]:
     """The export's own bucket (the stack also holds the access log bucket)."""
     (bucket,) = [
@@ -191,12 +197,17 @@ def test_handler_may_create_and_describe_only_this_exports_jobs(stack: cdk.Stack
     pass_role = by_action["iam:PassRole"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": PERSONALIZE}}
     assert "personalize:TagResource" not in by_action
+    start = by_action["states:StartExecution"]["Resource"]
+    assert start == {
+        "Ref": only_key(template_of(stack), "AWS::StepFunctions::StateMachine", "Poller")
+    }
     assert set(by_action) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "personalize:CreateDatasetExportJob",
         "personalize:DescribeDatasetExportJob",
         "iam:PassRole",
+        "states:StartExecution",
     }
 
 
@@ -218,15 +229,16 @@ def test_one_provider_per_stack_shared_by_every_export(app: cdk.App) -> None:
 
     template = template_of(stack)
     assert len(resources(template, RESOURCE_TYPE)) == 3
-    assert len(resources(template, "AWS::StepFunctions::StateMachine")) == 1
+    # The framework's waiter and the export poller.
+    assert len(resources(template, "AWS::StepFunctions::StateMachine")) == 2
     functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == 5  # onEvent, isComplete, and the framework's three
+    assert len(functions) == 6  # onEvent, isComplete, the framework's three, the poller's signal
     tokens = {
         json.dumps(r["Properties"]["ServiceToken"])
         for r in resources(template, RESOURCE_TYPE).values()
     }
     assert len(tokens) == 1
-    assert len(resources(template_of(other), "AWS::StepFunctions::StateMachine")) == 1
+    assert len(resources(template_of(other), "AWS::StepFunctions::StateMachine")) == 2
 
 
 def test_handler_functions_use_the_latest_python_on_arm64(stack: cdk.Stack) -> None:
@@ -236,7 +248,7 @@ def test_handler_functions_use_the_latest_python_on_arm64(stack: cdk.Stack) -> N
         for f in resources(template_of(stack), "AWS::Lambda::Function").values()
         if str(f["Properties"].get("Runtime", "")).startswith("python")
     ]
-    assert len(python) == 2
+    assert len(python) == 3
     latest = max(
         (r for r in dir(cdk.aws_lambda.Runtime) if r.startswith("PYTHON_")),
         key=lambda name: tuple(int(part) for part in name.split("_")[1:]),
@@ -247,6 +259,7 @@ def test_handler_functions_use_the_latest_python_on_arm64(stack: cdk.Stack) -> N
     assert sorted(p["Handler"] for p in python) == [
         "export_job.handler.is_complete",
         "export_job.handler.on_event",
+        "export_job.signal.send",
     ]
 
 
@@ -254,7 +267,8 @@ def test_service_timeout_matches_the_waiter(stack: cdk.Stack) -> None:
     DatasetExportJob(stack, "Export", dataset_arn=DATASET)
     template = template_of(stack)
     resource = only(template, RESOURCE_TYPE)["Properties"]
-    machine = json.dumps(only(template, "AWS::StepFunctions::StateMachine"))
+    waiter = only_key(template, "AWS::StepFunctions::StateMachine", "waiter")
+    machine = json.dumps(template["Resources"][waiter])
     interval = POLL_INTERVAL.to_seconds()
     assert f'\\"IntervalSeconds\\":{interval}' in machine
     assert f'\\"MaxAttempts\\":{3600 // interval}' in machine

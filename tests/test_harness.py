@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import aws_cdk as cdk
-from conftest import new_app
+from conftest import HANDLER_ACCESS_KEY, new_app
 from harness.cloudformation import Harness, HarnessDeployment
 from harness.responses import TOO_LONG
 from personalize_standin import ACTIVE, PersonalizeStandIn
@@ -38,6 +38,7 @@ def synthesized(tmp_path: Path, exports: int = 1) -> Path:
 def test_demo_app_deploys_through_the_real_framework(
     tmp_path: Path, standin: PersonalizeStandIn
 ) -> None:
+    standin.progress_caller = HANDLER_ACCESS_KEY
     app = new_app(tmp_path / "cdk.out")
     demo_app.build(app)
     deployment = HarnessDeployment(
@@ -51,7 +52,10 @@ def test_demo_app_deploys_through_the_real_framework(
     assert sorted(outputs.values()) == sorted(
         [job.dataset_export_job_arn, job.job_output["s3DataDestination"]["path"]]
     )
-    assert standin.operations() == [CREATE, DESCRIBE, DESCRIBE]
+    assert standin.answers(HANDLER_ACCESS_KEY) == [CREATE, DESCRIBE, DESCRIBE]
+    deployment.settle()
+    (event,) = [e for e in deployment.harness.step_functions.events if job.job_name in e["Detail"]]
+    assert json.loads(event["Detail"])["status"] == ACTIVE
     invoked = {call.function for call in deployment.harness.lambdas.invocations}
     for handler in ("framework.onEvent", "framework.isComplete"):
         assert deployment.function_names(handler) & invoked, f"{handler} never ran"
@@ -60,13 +64,14 @@ def test_demo_app_deploys_through_the_real_framework(
 def test_independent_exports_start_together_as_cloudformation_creates_them(
     tmp_path: Path, standin: PersonalizeStandIn
 ) -> None:
+    standin.progress_caller = HANDLER_ACCESS_KEY
     deployment = HarnessDeployment(synthesized(tmp_path, exports=3), "Harness", standin=standin)
     started = deployment.harness.clock.time()
 
     result = deployment.create_stack()
 
     assert result.ok, result.reason()
-    operations = standin.operations()
+    operations = standin.answers(HANDLER_ACCESS_KEY)
     creates = [index for index, name in enumerate(operations) if name == CREATE]
     describes = [index for index, name in enumerate(operations) if name == DESCRIBE]
     # One after the other, the third Create would follow two jobs' worth of polls (4 describes).

@@ -798,10 +798,10 @@ def test_timeout_maps_onto_the_deadline_service_timeout_and_waiter(
     assert waiter.max_attempts * waiter.interval_seconds == 3600
 
 
-@pytest.mark.parametrize("minutes", [56, 60, 120])
-def test_a_timeout_beyond_cloudformation_s_hour_is_refused_with_the_reason(
+@pytest.mark.parametrize("minutes", [721, 1440])
+def test_a_timeout_beyond_a_wait_condition_s_12_hours_is_refused_with_the_reason(
     tmp_path: Path, minutes: int
 ) -> None:
     app = new_app(tmp_path / "cdk.out")
-    with pytest.raises(ValueError, match=r"CloudFormation allows: it waits at most 3600 s"):
+    with pytest.raises(ValueError, match=r"a WaitCondition waits at most 43200 s \(12 hours\)"):
         build(app, {"timeout": minutes})

@@ -68,8 +68,9 @@ def test_functions_and_state_machines_do_not_grow_with_exports(count: int) -> No
     template = exports_into_shared_bucket(count)
     found = kinds(template)
     assert found[RESOURCE_TYPE] == count
-    assert found["AWS::Lambda::Function"] == 5
-    assert found["AWS::StepFunctions::StateMachine"] == 1
+    # onEvent, isComplete, the framework's three, the poller's signal; the waiter and the poller.
+    assert found["AWS::Lambda::Function"] == 6
+    assert found["AWS::StepFunctions::StateMachine"] == 2
 
 
 def test_an_extra_export_into_a_shared_bucket_adds_only_its_custom_resource() -> None:
@@ -275,12 +276,12 @@ def build_exports(count: int, *, shared_bucket: bool) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("count", "shared_bucket", "limit"),
-    [(96, False, "TooManyResourcesInStack"), (101, True, "outputs, maximum is 200")],
+    [(95, False, "TooManyResourcesInStack"), (101, True, "outputs, maximum is 200")],
 )
 def test_documented_capacity_is_where_cloudformation_limits_bite(
     count: int, shared_bucket: bool, limit: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """README 'How many exports fit in one stack': 95 with own buckets, 100 into one bucket."""
+    """README 'How many exports fit in one stack': 94 with own buckets, 100 into one bucket."""
     fitting = build_exports(count - 1, shared_bucket=shared_bucket)
     assert len(fitting["Resources"]) <= 500
     assert len(fitting["Outputs"]) <= 200

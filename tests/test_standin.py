@@ -830,3 +830,23 @@ def test_every_nth_request_is_throttled(standin: PersonalizeStandIn, client: Any
         client.describe_dataset_export_job(datasetExportJobArn=arn)
     assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
     assert standin.answers()[-1] == "DescribeDatasetExportJob:ThrottlingException"
+
+
+def test_a_job_with_a_duration_ends_by_the_clock_not_by_describes() -> None:
+    now = [1000.0]
+    with PersonalizeStandIn(clock=lambda: now[0]) as timed:
+        timed.job_seconds = 3600
+        timed_client = timed.client()
+        arn = timed_client.create_dataset_export_job(**create_args())["datasetExportJobArn"]
+
+        def status() -> str:
+            job = timed_client.describe_dataset_export_job(datasetExportJobArn=arn)
+            return str(job["datasetExportJob"]["status"])
+
+        assert [status(), status()] == [PENDING, PENDING]
+        now[0] += 360
+        assert status() == IN_PROGRESS
+        now[0] += 3239
+        assert status() == IN_PROGRESS
+        now[0] += 1
+        assert status() == ACTIVE

@@ -263,11 +263,19 @@ CASES = [
     ),
     Case(
         "timeout-longer-than-cloudformation-allows",
-        given(timeout=cdk.Duration.hours(2)),
+        given(timeout=cdk.Duration.hours(13)),
         "timeout",
-        "2 hours",
+        "13 hours",
         "longer than CloudFormation allows",
-        ["3600 s", "3300 s"],
+        ["43200 s (12 hours)", "wait_for_completion=False"],
+    ),
+    Case(
+        "timeout-without-waiting",
+        given(timeout=cdk.Duration.hours(1), wait_for_completion=False),
+        "timeout",
+        "wait_for_completion=False",
+        "a deploy that doesn't wait has no timeout",
+        ["completion event"],
     ),
     Case(
         "timeout-token-not-in-seconds",

@@ -1,5 +1,6 @@
 """Amazon Personalize dataset exports as AWS CDK constructs."""
 
 from personalize_export.dataset_export_job import DatasetExportJob, IngestionMode
+from personalize_export.dataset_export_schedule import DatasetExportSchedule
 
-__all__ = ["DatasetExportJob", "IngestionMode"]
+__all__ = ["DatasetExportJob", "DatasetExportSchedule", "IngestionMode"]

@@ -34,6 +34,18 @@ LOG_DELIVERY = (
     "DescribeResourcePolicies and DescribeLogGroups, which support no resource-level permissions "
     "(Resource '*' is required by CloudWatch Logs)."
 )
+LOG_DELIVERY_STATE_MACHINE = (
+    "Step Functions log delivery needs logs:CreateLogDelivery, GetLogDelivery, "
+    "UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy, "
+    "DescribeResourcePolicies and DescribeLogGroups, which support no resource-level "
+    "permissions (Resource '*' is required by CloudWatch Logs), and so does X-Ray tracing "
+    "(xray:PutTraceSegments and the others); the same statement carries "
+    "personalize:TagResource when an export sets tags, which has no resource type either."
+)
+INVOKE_OWN_VERSIONS = (
+    "aws-cdk-lib's LambdaInvoke task grants the function and its versions and aliases "
+    "(<arn>:*); the statement names the poller's own signal function, nothing else."
+)
 NO_XRAY = (
     FRAMEWORK + "to enable X-Ray tracing on its waiter state machine. The machine only retries "
     "the isComplete function, whose logs and the machine's ALL-level execution log cover it."
@@ -52,6 +64,11 @@ TAGGING_NEEDS_STAR = (
     "AWS's Service Authorization Reference lists no resource type and no condition key for "
     "personalize:TagResource, so only Resource '*' allows it; it is granted only to the handler "
     "of a stack whose exports set tags, to tag the jobs it creates."
+)
+POLLER_JOBS = (
+    "The stack's export poller watches the jobs of every export and schedule of the stack, each "
+    "under a name derived per request or per scheduled run; the wildcard covers only export "
+    "jobs (dataset-export-job/), in this account and region."
 )
 ACCESS_LOG_TARGET = (
     "This is the server access log bucket itself: logging it into itself would log every log "
@@ -144,6 +161,28 @@ def acknowledge_export_wildcards(
     """The two wildcards one export deliberately grants: its job names and its output files."""
     acknowledge_wildcard_resources(handler_role, [job_arns], JOB_NAMES_BY_PREFIX)
     acknowledge_wildcard_resources(service_role, [object_arns], EXPORT_OBJECTS)
+
+
+def acknowledge_export_objects(service_role: iam.IRole, object_arns: str) -> None:
+    """The output files of one export or schedule: named by Personalize, under its prefix."""
+    acknowledge_wildcard_resources(service_role, [object_arns], EXPORT_OBJECTS)
+
+
+def acknowledge_poller(poller: IConstruct) -> None:
+    """The findings of the stack's export poller (poller.ExportPoller), none of which an option
+    avoids: its jobs by wildcard, log delivery on '*', and its signal function's versions."""
+    state_machine = poller.node.find_child("StateMachine")
+    signal = _function(poller.node.find_child("Signal"))
+    role = state_machine.node.find_child("Role")
+    stack = Stack.of(poller)
+    jobs = personalize_jobs(stack)
+    acknowledge_wildcard_resources(role, [jobs], POLLER_JOBS)
+    acknowledge(role, "IAM5", LOG_DELIVERY_STATE_MACHINE, "Resource::*")
+    acknowledge_wildcard_resources(role, [f"{signal.function_arn}:*"], INVOKE_OWN_VERSIONS)
+
+
+def personalize_jobs(stack: Stack) -> str:
+    return f"arn:{stack.partition}:personalize:{stack.region}:{stack.account}:dataset-export-job/*"
 
 
 def acknowledge_tagging(handler_role: iam.IRole) -> None:

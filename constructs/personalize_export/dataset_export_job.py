@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from enum import StrEnum
 
-from aws_cdk import CfnOutput, CfnResource, CustomResource, Duration, Fn, Stack, Token
+from aws_cdk import (
+    CfnOutput,
+    CfnResource,
+    CfnWaitCondition,
+    CfnWaitConditionHandle,
+    CustomResource,
+    Duration,
+    Fn,
+    Stack,
+    Token,
+)
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -13,6 +26,7 @@ from constructs import Construct
 
 from personalize_export import validation
 from personalize_export.acknowledgments import acknowledge_export_wildcards, acknowledge_tagging
+from personalize_export.completion_event import CompletionEvents
 from personalize_export.destination import (
     BUCKET_POLICY_NOT_ADDED,
     KEY_POLICY_ACTIONS,
@@ -28,16 +42,22 @@ from personalize_export.destination import (
     personalize_arn,
     personalize_source_conditions,
 )
+from personalize_export.poller import ExportPoller
 from personalize_export.provider import (
     CLOUDFORMATION_MAX_WAIT,
     POLL_INTERVAL,
     ExportJobProvider,
 )
 from personalize_export.runtime.export_job.contract import (
+    EXPORT_SETTINGS,
+    MAX_LONG_TIMEOUT_SECONDS,
     MAX_TIMEOUT_SECONDS,
     RESOURCE_TYPE,
+    RESULT_RESOURCE_TYPE,
+    WAIT_CONDITION_MARGIN_SECONDS,
     Attr,
     Prop,
+    WaitMode,
 )
 from personalize_export.runtime.export_job.request import job_name_prefix
 
@@ -46,6 +66,7 @@ __all__ = [
     "BUCKET_POLICY_NOT_ADDED",
     "KEY_POLICY_ACTIONS",
     "KEY_POLICY_NOT_ADDED",
+    "MAX_LONG_TIMEOUT",
     "MAX_TIMEOUT",
     "PERSONALIZE",
     "REPORTING_MARGIN",
@@ -60,6 +81,8 @@ __all__ = [
 ]
 
 MAX_TIMEOUT = Duration.seconds(MAX_TIMEOUT_SECONDS)
+# Past CloudFormation's hour a WaitCondition waits, for at most 12 hours.
+MAX_LONG_TIMEOUT = Duration.seconds(MAX_LONG_TIMEOUT_SECONDS)
 # Room, inside CloudFormation's hour, to start the job and report its end.
 REPORTING_MARGIN = Duration.seconds(CLOUDFORMATION_MAX_WAIT.to_seconds() - MAX_TIMEOUT_SECONDS)
 
@@ -76,7 +99,7 @@ class IngestionMode(StrEnum):
     ALL = "ALL"
 
 
-class DatasetExportJob(Construct):
+class DatasetExportJob(Construct, CompletionEvents):
     """Exports a Personalize dataset to S3 on deploy and waits until the job is ACTIVE.
 
     Creates, unless given: a private, TLS-only, encrypted, versioned, retained bucket that logs
@@ -100,8 +123,13 @@ class DatasetExportJob(Construct):
     :param encryption_key: a KMS key: SSE-KMS on a new bucket and kmsKeyArn on the job.
         Default: none (SSE-S3 on a new bucket).
     :param tags: tags for the export job, applied when a job is created. Default: none.
-    :param timeout: how long the deploy waits for ACTIVE. Default and maximum: 55 minutes
-        (CloudFormation waits at most one hour for a custom resource).
+    :param timeout: how long the deploy waits for ACTIVE. Up to 55 minutes the custom resource
+        waits itself (CloudFormation gives it one hour); longer, up to 12 hours, a WaitCondition
+        waits for the stack's export poller. Default: 55 minutes.
+    :param wait_for_completion: False: the deploy starts the job and completes at once; its end
+        is reported only by the completion event. Not with ``timeout``. Default: True.
+    :param event_bus: where the completion event of every job goes. Default: the account's
+        default bus.
     :param run_id: any string; changing it runs the export again with unchanged settings.
         Not with ``job_name``. Default: none.
     :param stack_outputs: add CfnOutputs for the job ARN and the output path. Default: True.
@@ -123,10 +151,14 @@ class DatasetExportJob(Construct):
         timeout: Duration | None = None,
         run_id: str | None = None,
         stack_outputs: bool = True,
+        wait_for_completion: bool = True,
+        event_bus: events.IEventBus | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
         self.timeout = timeout or MAX_TIMEOUT
+        self.wait_for_completion = wait_for_completion
+        self._completion_bus = event_bus
         destination_props = DestinationProps(
             bucket=bucket, output_prefix=output_prefix, role=role, encryption_key=encryption_key
         )
@@ -138,6 +170,7 @@ class DatasetExportJob(Construct):
             run_id=run_id,
             destination_props=destination_props,
             tags=tags,
+            timeout_given=timeout is not None,
         )
         self.dataset_arn = dataset_arn
         self.ingestion_mode = mode
@@ -148,29 +181,77 @@ class DatasetExportJob(Construct):
         self.role = self._export_destination.role
 
         provider = ExportJobProvider.of(self)
+        self.poller = ExportPoller.of(self)
         self._allow_handler(provider, job_name, tagging=bool(tags))
+        properties = self._properties(job_name, tags, run_id)
+        handle = self._wait_handle(properties) if self.wait_mode == WaitMode.CONDITION else None
+        if handle is not None:
+            properties[Prop.WAIT_HANDLE] = handle.ref
         self.resource = CustomResource(
             self,
             "Resource",
             service_token=provider.service_token,
             resource_type=RESOURCE_TYPE,
             service_timeout=self._service_timeout(),
-            properties=self._properties(job_name, tags, run_id),
+            properties=properties,
         )
-        self._omit_default_removal_policies()
+        self._omit_default_removal_policies(self.resource)
         self.resource.node.add_dependency(*self._export_destination.write_permissions)
-        self.job_arn = self.resource.get_att_string(Attr.JOB_ARN)
-        self.job_name = self.resource.get_att_string(Attr.JOB_NAME)
-        self.output_path = self.resource.get_att_string(Attr.OUTPUT_PATH)
+        # A long wait's attributes come from a resource created once the job ended.
+        result = self.resource if handle is None else self._wait_past_the_hour(provider, handle)
+        self.job_arn = result.get_att_string(Attr.JOB_ARN)
+        self.job_name = result.get_att_string(Attr.JOB_NAME)
+        self.output_path = result.get_att_string(Attr.OUTPUT_PATH)
         if stack_outputs:
             self._add_outputs()
 
-    def _omit_default_removal_policies(self) -> None:
+    @property
+    def wait_mode(self) -> str:
+        """RESOURCE (up to 55 minutes), CONDITION (up to 12 hours) or NONE (no wait)."""
+        if not self.wait_for_completion:
+            return WaitMode.NONE
+        if self.timeout.is_unresolved() or self._timeout_seconds <= MAX_TIMEOUT_SECONDS:
+            return WaitMode.RESOURCE
+        return WaitMode.CONDITION
+
+    def _wait_handle(self, properties: Mapping[str, object]) -> CfnWaitConditionHandle:
+        """A WaitCondition never waits again on update: a changed export (or timeout) gets a
+        handle and condition of new logical ids, derived from the settings, never the clock."""
+        waited_for = [properties.get(key) for key in (*EXPORT_SETTINGS, Prop.TIMEOUT_SECONDS)]
+        resolved = json.dumps(Stack.of(self).resolve(waited_for), sort_keys=True)
+        self._wait_id = hashlib.sha256(resolved.encode()).hexdigest()[:8].upper()
+        return CfnWaitConditionHandle(self, f"WaitHandle{self._wait_id}")
+
+    def _wait_past_the_hour(
+        self, provider: ExportJobProvider, handle: CfnWaitConditionHandle
+    ) -> CustomResource:
+        condition = CfnWaitCondition(
+            self,
+            f"Wait{self._wait_id}",
+            handle=handle.ref,
+            timeout=str(
+                min(self._timeout_seconds + WAIT_CONDITION_MARGIN_SECONDS, MAX_LONG_TIMEOUT_SECONDS)
+            ),
+            count=1,
+        )
+        condition.node.add_dependency(self.resource)
+        result = CustomResource(
+            self,
+            "Result",
+            service_token=provider.service_token,
+            resource_type=RESULT_RESOURCE_TYPE,
+            properties={Attr.JOB_ARN: self.resource.get_att_string(Attr.JOB_ARN)},
+        )
+        self._omit_default_removal_policies(result)
+        result.node.add_dependency(condition)
+        return result
+
+    def _omit_default_removal_policies(self, custom_resource: CustomResource) -> None:
         """Delete is CloudFormation's default: saying so costs bytes in every export's resource.
 
         (Deleting the resource only runs our Delete, which leaves the job and its files alone.)
         """
-        resource = self.resource.node.default_child
+        resource = custom_resource.node.default_child
         assert isinstance(resource, CfnResource)
         resource.cfn_options.deletion_policy = None
         resource.cfn_options.update_replace_policy = None
@@ -193,6 +274,7 @@ class DatasetExportJob(Construct):
         run_id: str | None,
         destination_props: DestinationProps,
         tags: Mapping[str, str] | None,
+        timeout_given: bool,
     ) -> None:
         claims = ExportClaims.of(self)
         problems = [
@@ -203,7 +285,12 @@ class DatasetExportJob(Construct):
             *validation.check_run_id(run_id, job_name),
             *ExportDestination.problems(self, destination_props),
             *validation.check_tags(tags),
-            *validation.check_timeout(self.timeout, minimum=POLL_INTERVAL, maximum=MAX_TIMEOUT),
+            *validation.check_timeout(
+                self.timeout, minimum=POLL_INTERVAL, maximum=MAX_LONG_TIMEOUT
+            ),
+            *validation.check_no_wait(
+                wait_for_completion=self.wait_for_completion, timeout_given=timeout_given
+            ),
         ]
         if problems:
             listing = "\n".join(f"  - {problem}" for problem in problems)
@@ -244,6 +331,15 @@ class DatasetExportJob(Construct):
             )
             acknowledge_tagging(role)
         self._export_destination.grant_pass_role(role)
+        self.poller.grant_start(role)
+        self.poller.grant_publish(self._bus_arn)
+
+    @property
+    def _bus_arn(self) -> str:
+        if self._completion_bus is not None:
+            return self._completion_bus.event_bus_arn
+        stack = Stack.of(self)
+        return f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
 
     @property
     def _job_name_prefix(self) -> str:
@@ -283,8 +379,14 @@ class DatasetExportJob(Construct):
             Prop.OUTPUT_PATH: self.destination,
             Prop.JOB_NAME_PREFIX: self._job_name_prefix,
             Prop.TIMEOUT_SECONDS: self._timeout_property(),
+            Prop.POLLER_ARN: self.poller.state_machine_arn,
+            Prop.CONSTRUCT_PATH: self.node.path,
         }
         optional: dict[str, object | None] = {
+            Prop.WAIT_MODE: None if self.wait_mode == WaitMode.RESOURCE else self.wait_mode,
+            Prop.EVENT_BUS_NAME: self._completion_bus.event_bus_name
+            if self._completion_bus
+            else None,
             Prop.KMS_KEY_ARN: self.encryption_key.key_arn if self.encryption_key else None,
             Prop.JOB_NAME: job_name,
             Prop.RUN_ID: run_id,

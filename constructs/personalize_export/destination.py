@@ -7,11 +7,12 @@ registry per app.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import weakref
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Stack, Token, Validations
+from aws_cdk import Aws, Duration, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -31,6 +32,9 @@ SHARED_ROLES_ID = "ExportRoles"
 BUCKET_POLICY_NOT_ADDED = "personalize-export:BucketPolicyNotAdded"
 ROLE_POLICY_NOT_ADDED = "personalize-export:RolePolicyNotAdded"
 KEY_POLICY_NOT_ADDED = "personalize-export:KeyPolicyNotAdded"
+LIFECYCLE_RULE_NOT_ADDED = "personalize-export:LifecycleRuleNotAdded"
+# A current version past `keep` becomes noncurrent (versioned buckets); it goes a day later.
+NONCURRENT_GRACE = Duration.days(1)
 
 
 def personalize_arn(resource: str) -> str:
@@ -126,13 +130,26 @@ class ExportDestination:
     """
 
     @staticmethod
-    def problems(owner: Construct, props: DestinationProps) -> list[str]:
-        """Every rule the destination breaks, each naming the setting, the value and the rule."""
+    def problems(
+        owner: Construct,
+        props: DestinationProps,
+        *,
+        folder_length: int = 0,
+        keep: Duration | None = None,
+    ) -> list[str]:
+        """Every rule the destination breaks, each naming the setting, the value and the rule.
+
+        folder_length: what each job adds under the prefix (a schedule's dated run folder);
+        keep: how long the objects under the prefix are kept (see ``expire_after``).
+        """
         prefix = _output_prefix(owner, props.output_prefix)
         bucket_name = props.bucket.bucket_name if props.bucket else None
         return [
-            *validation.check_output_prefix(props.output_prefix, prefix, bucket_name),
+            *validation.check_output_prefix(
+                props.output_prefix, prefix, bucket_name, folder_length
+            ),
             *_destination_clashes(owner, props.bucket, prefix),
+            *validation.check_keep_scope(keep, prefix, _bucket_label(props.bucket)),
             *validation.check_role_arn(props.role.role_arn if props.role else None),
             *_key_problems(props.encryption_key, Stack.of(owner).region),
         ]
@@ -187,6 +204,26 @@ class ExportDestination:
         if self.encryption_key is not None:
             grant = grant.combine(self.encryption_key.grant_decrypt(grantee))
         return grant
+
+    def expire_after(self, keep: Duration) -> None:
+        """A lifecycle rule on the prefix: objects expire `keep` after they were written, and
+        the noncurrent versions that leaves (the bucket is versioned) a day later. Only a bucket
+        of the app takes rules; for an imported one the owner warns."""
+        if not isinstance(self.bucket, s3.Bucket):
+            self._warn(
+                LIFECYCLE_RULE_NOT_ADDED,
+                f"bucket {self.bucket.bucket_name} can't be changed from here: add a lifecycle "
+                f"rule expiring the objects under '{self.output_prefix}' (current and noncurrent "
+                f"versions) after {keep.to_human_string()} yourself",
+            )
+            return
+        self.bucket.add_lifecycle_rule(
+            id=_lifecycle_rule_id(self._owner.node.path),
+            prefix=self.output_prefix or None,
+            expiration=keep,
+            noncurrent_version_expiration=NONCURRENT_GRACE,
+            abort_incomplete_multipart_upload_after=NONCURRENT_GRACE,
+        )
 
     def grant_pass_role(self, grantee: iam.IGrantable) -> iam.Grant:
         """iam:PassRole on the service role, to Personalize only: what starting a job needs."""
@@ -322,6 +359,13 @@ def _output_prefix(owner: Construct, given: str | None) -> str:
     return given + "/"
 
 
+def _bucket_label(bucket: s3.IBucket | None) -> str | None:
+    """How a problem names a given bucket: its name, or its path when that is a token."""
+    if bucket is None:
+        return None
+    return bucket.node.path if Token.is_unresolved(bucket.bucket_name) else bucket.bucket_name
+
+
 def _claimable_bucket(bucket: s3.IBucket | None, prefix: str) -> s3.IBucket | None:
     """A new bucket is its export's alone; a prefix from a token can't be compared."""
     if bucket is None or Token.is_unresolved(prefix):
@@ -345,3 +389,9 @@ def _key_problems(key: kms.IKey | None, region: str) -> list[str]:
 
 def _key_safe(path: str) -> str:
     return _S3_KEY_UNSAFE.sub("-", path)
+
+
+def _lifecycle_rule_id(path: str) -> str:
+    """A rule id of at most 255 characters, readable and unique to the owner."""
+    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return f"personalize-export-{re.sub(r'[^a-zA-Z0-9-]+', '-', path)[-200:]}-{digest}"

@@ -35,6 +35,16 @@ def handler_asset_path() -> str:
     return str(files("personalize_export.runtime"))
 
 
+def handler_code() -> lambda_.Code:
+    """The one asset every function of ours runs from (the same files give the same asset)."""
+    return lambda_.Code.from_asset(
+        handler_asset_path(),
+        exclude=ASSET_EXCLUDES,
+        # An editable install links the handler's files: bundle what they point to.
+        follow_symlinks=SymlinkFollowMode.ALWAYS,
+    )
+
+
 class ExportJobProvider(Construct):
     """Two small Python functions (onEvent, isComplete) behind one custom-resources Provider."""
 
@@ -53,12 +63,7 @@ class ExportJobProvider(Construct):
             "HandlerRole", "Runs Personalize dataset export jobs for this stack's DatasetExportJobs"
         )
         log_group.grant_write(self.handler_role)
-        code = lambda_.Code.from_asset(
-            handler_asset_path(),
-            exclude=ASSET_EXCLUDES,
-            # An editable install links the handler's files: bundle what they point to.
-            follow_symlinks=SymlinkFollowMode.ALWAYS,
-        )
+        code = handler_code()
         self.on_event_function = self._function("OnEvent", ON_EVENT_ENTRY, code, log_group)
         self.is_complete_function = self._function("IsComplete", IS_COMPLETE_ENTRY, code, log_group)
         # Our own roles for the framework's functions: no AWS managed policy, logs to our group.

@@ -7,9 +7,13 @@ Both sides therefore read the same constants and cannot drift apart.
 from typing import Final
 
 RESOURCE_TYPE: Final = "Custom::PersonalizeDatasetExportJob"
+# A long wait's result: created once the WaitCondition got its signal, it returns the attributes,
+# so resources that use them wait for the job's end too.
+RESULT_RESOURCE_TYPE: Final = "Custom::PersonalizeDatasetExportResult"
 
 ON_EVENT_ENTRY: Final = "export_job.handler.on_event"
 IS_COMPLETE_ENTRY: Final = "export_job.handler.is_complete"
+SIGNAL_ENTRY: Final = "export_job.signal.send"
 
 
 class Prop:
@@ -25,6 +29,21 @@ class Prop:
     RUN_ID: Final = "RunId"
     TAGS: Final = "Tags"
     TIMEOUT_SECONDS: Final = "TimeoutSeconds"
+    # How the deploy waits (WaitMode), and what watches the job to its end for the event.
+    WAIT_MODE: Final = "WaitMode"
+    WAIT_HANDLE: Final = "WaitHandle"
+    POLLER_ARN: Final = "PollerArn"
+    EVENT_BUS_NAME: Final = "EventBusName"
+    CONSTRUCT_PATH: Final = "ConstructPath"
+
+
+class WaitMode:
+    """How a deploy waits for the job: the custom resource itself (up to 55 minutes), a
+    WaitCondition the poller signals (up to 12 hours), or not at all."""
+
+    RESOURCE: Final = "RESOURCE"
+    CONDITION: Final = "CONDITION"
+    NONE: Final = "NONE"
 
 
 # A change to any of these starts a new export job; other properties only shape how we wait.
@@ -56,6 +75,8 @@ class Attr:
 
 # Fields onEvent hands to isComplete (the Provider framework merges them into its event).
 DEADLINE_FIELD: Final = "PersonalizeExportDeadline"
+# When the event began (epoch seconds): a long wait's timeout counts from there.
+STARTED_FIELD: Final = "PersonalizeExportStarted"
 # Until when (epoch seconds) refusals and job failures for access are taken for IAM's propagation
 # delay: set on a Create, and on an Update changing one of ACCESS_SETTINGS.
 SETTLING_FIELD: Final = "PersonalizeExportIamSettling"
@@ -86,3 +107,83 @@ MAX_TIMEOUT_SECONDS: Final = CLOUDFORMATION_MAX_WAIT_SECONDS - 300
 
 # CloudFormation's whole response must stay under 4096 bytes; failure messages keep well below.
 MAX_MESSAGE_BYTES: Final = 2048
+
+# Past the hour: an AWS::CloudFormation::WaitCondition waits at most 12 hours.
+MAX_LONG_TIMEOUT_SECONDS: Final = 43200
+# The WaitCondition waits this much longer than the timeout, so that the poller's own deadline
+# message (naming the job and its last status) comes first; at 12 hours the poller's deadline is
+# this much earlier instead.
+WAIT_CONDITION_MARGIN_SECONDS: Final = 300
+# The poller's interval; after a deploy's deadline it watches on this long for the event.
+LONG_POLL_SECONDS: Final = 60
+WATCH_AFTER_DEADLINE_SECONDS: Final = 86400
+# The UniqueId of the poller's WaitCondition signal (Data: the job's ARN).
+WAIT_UNIQUE_ID: Final = "export"
+
+
+class Poll:
+    """The poller's input fields (and their JSONPaths) as the handler and schedules start it."""
+
+    JOB: Final = "Job"
+    EVENT: Final = "Event"
+    POLLS: Final = "Polls"
+    HANDLE: Final = "Handle"
+    LATEST: Final = "Latest"
+    CREATE: Final = "Create"
+    TIMEOUT_SECONDS: Final = "TimeoutSeconds"
+    # Written by the workflow itself.
+    DESCRIBE: Final = "Describe"
+    ERROR: Final = "Error"
+    DETAIL: Final = "Detail"
+    PUBLISH_ERROR: Final = "PublishError"
+
+    JOB_PATH: Final = "$.Job"
+    JOB_ARN_PATH: Final = "$.Job.JobArn"
+    EVENT_PATH: Final = "$.Event"
+    BUS_PATH: Final = "$.Event.EventBusName"
+    POLLS_PATH: Final = "$.Polls"
+    POLLS_LEFT_PATH: Final = "$.Polls.Left"
+    WATCH_LEFT_PATH: Final = "$.Polls.WatchLeft"
+    HANDLE_PATH: Final = "$.Handle"
+    LATEST_PATH: Final = "$.Latest"
+    CREATE_PATH: Final = "$.Create"
+    DESCRIBE_PATH: Final = "$.Describe"
+    DESCRIBED_JOB_PATH: Final = "$.Describe.Job"
+    STATUS_PATH: Final = "$.Describe.Job.Status"
+    ERROR_PATH: Final = "$.Error"
+    DETAIL_PATH: Final = "$.Detail"
+    PUBLISH_ERROR_PATH: Final = "$.PublishError"
+
+    # A schedule's run: the workflow names the job and its dated folder from the scheduled time.
+    # Run holds NamePrefix (the schedule's job name prefix); the workflow adds Time (the parts
+    # of the scheduled time, and of the stack's ARN).
+    RUN: Final = "Run"
+    RUN_PATH: Final = "$.Run"
+    RUN_NAME_PREFIX_PATH: Final = "$.Run.NamePrefix"
+    RUN_TIME_PATH: Final = "$.Run.Time"
+    RUN_TIME_PARTS_PATH: Final = "$.Run.Time.Parts"
+    RUN_STACK_PARTS_PATH: Final = "$.Run.Time.Stack"
+    SCHEDULED_TIME_PATH: Final = "$.Event.ScheduledTime"
+    STACK_ID_PATH: Final = "$.Event.StackId"
+    CREATE_TAGS_PATH: Final = "$.Create.Tags"
+    CREATE_PATH_PATH: Final = "$.Create.JobOutput.S3DataDestination.Path"
+    # The latest parameter's value before a run records its own (it never goes back in time).
+    LATEST_VALUE: Final = "LatestValue"
+    LATEST_VALUE_PATH: Final = "$.LatestValue"
+
+
+# A scheduled run's job is named <prefix>-YYYYMMDD-HHMM and writes into <prefix>YYYY/MM/DD/HHMM/,
+# both from the run's scheduled time in UTC (EventBridge Scheduler's
+# <aws.scheduler.scheduled-time>, e.g. 2026-11-29T02:00:00Z). Scheduler runs a schedule at most
+# once a minute, so the minute tells its runs apart.
+RUN_NAME_SUFFIX_LENGTH: Final = len("-YYYYMMDD-HHMM")
+RUN_FOLDER_LENGTH: Final = len("YYYY/MM/DD/HHMM/")
+RUN_NAME_PREFIX_MAX_LENGTH: Final = JOB_NAME_MAX_LENGTH - RUN_NAME_SUFFIX_LENGTH
+
+
+class Signal:
+    """The signal step's input: what happened (Ended, Deadline, Unreadable, NotStarted) and the
+    execution's state."""
+
+    OUTCOME: Final = "Outcome"
+    STATE: Final = "State"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import personalize as api
+from . import watch
 from .contract import (
     CLOUDFORMATION_MAX_WAIT_SECONDS,
     DEADLINE_FIELD,
@@ -32,8 +33,12 @@ from .contract import (
     MAX_JOB_ATTEMPTS,
     MAX_MESSAGE_BYTES,
     MAX_TIMEOUT_SECONDS,
+    RESULT_RESOURCE_TYPE,
     SETTLING_FIELD,
+    STARTED_FIELD,
     Attr,
+    Prop,
+    WaitMode,
 )
 from .request import (
     Event,
@@ -112,22 +117,26 @@ class Settling:
 
 def on_event(event: Event, context: object = None) -> dict[str, Any]:
     with logged("onEvent", event) as answer:
-        match event["RequestType"]:
-            case "Create":
+        match event["RequestType"], event.get("ResourceType") == RESULT_RESOURCE_TYPE:
+            case "Create" | "Update", True:
+                step = result_of(event)
+            case "Create", False:
                 step = start_export(event)
-            case "Update":
+            case "Update", False:
                 step = update_export(event)
-            case "Delete":
+            case "Delete", _:
                 step = leave_in_place(event)
-            case other:
+            case other, _:
                 raise ExportJobError(f"Unknown RequestType {other!r}")
         return answer(step)
 
 
 def is_complete(event: Event, context: object = None) -> dict[str, Any]:
     with logged("isComplete", event) as answer:
-        match event["RequestType"]:
-            case "Create" | "Update":
+        match event["RequestType"], event.get("ResourceType") == RESULT_RESOURCE_TYPE:
+            case "Create" | "Update", True:
+                step = poll_result(event)
+            case "Create" | "Update", False:
                 step = poll_export(event)
             case _:
                 step = Step({"IsComplete": True}, physical_id(event), "LEFT IN PLACE")
@@ -138,7 +147,20 @@ def start_export(event: Event) -> Step:
     request = ExportRequest.from_properties(event["ResourceProperties"])
     job_arn = job_arn_for(event, job_name_for(request, event))
     settling = Settling.starting_now(event)
-    return waiting_on(job_arn, request, ensure_started(request, job_arn, settling), settling)
+    status = ensure_started(request, job_arn, settling)
+    watch_for_the_event(event, request, job_arn, status)
+    return waiting_on(job_arn, request, status, settling)
+
+
+def watch_for_the_event(event: Event, request: ExportRequest, job_arn: str, status: str) -> None:
+    """While the deploy waits itself, the poller watches a new job only for the completion event:
+    a poller that can't start costs the event, never the deploy (the log says so)."""
+    if watch.wait_mode(event) != WaitMode.RESOURCE or status != STARTED:
+        return
+    try:
+        watch.ensure_watched(event, request, job_arn)
+    except watch.WatchError as error:
+        print(json.dumps({"jobArn": job_arn, "notWatched": str(error)}), flush=True)
 
 
 def update_export(event: Event) -> Step:
@@ -174,7 +196,7 @@ def is_rollback(new: ExportRequest, old: ExportRequest, job_arn: str) -> bool:
 def waiting_on(
     job_arn: str, request: ExportRequest, status: str, settling: Settling = Settling()
 ) -> Step:
-    response: dict[str, Any] = {"PhysicalResourceId": job_arn}
+    response: dict[str, Any] = {"PhysicalResourceId": job_arn, STARTED_FIELD: str(int(time.time()))}
     if request.timeout_seconds > 0:
         response[DEADLINE_FIELD] = str(int(time.time()) + allowed_wait(request))
     if settling.applies:
@@ -263,9 +285,12 @@ def poll_export(event: Event) -> Step:
             message = failure_message(request, tried, settling)
             raise ExportJobError(message, tried[-1].job_arn, tried)
         if job is None:
+            watch_for_the_event(event, request, job_arn, status)
             break
         check_exports(request, job_arn, job)
-        if status == ACTIVE:
+        if status == ACTIVE or (status != FAILED and hands_over(event, settling)):
+            if watch.wait_mode(event) != WaitMode.RESOURCE:
+                hand_over(event, request, job_arn)
             response = {"IsComplete": True, "Data": attributes(job)}
             if job_arn != first:
                 response["PhysicalResourceId"] = job_arn  # framework.js answers with it
@@ -279,6 +304,53 @@ def poll_export(event: Event) -> Step:
     if past_deadline(event):
         raise ExportJobError(deadline_message(job_arn, status, request, tried), job_arn, tried)
     return Step({"IsComplete": False}, job_arn, status, tried)
+
+
+def hands_over(event: Event, settling: Settling) -> bool:
+    """Whether a running job is handed to the poller now: at once when the deploy doesn't wait;
+    for a long wait, once IAM has settled (a job failing for access is still started again)."""
+    mode = watch.wait_mode(event)
+    if mode == WaitMode.NONE:
+        return True
+    return mode == WaitMode.CONDITION and not settling.is_open()
+
+
+def hand_over(event: Event, request: ExportRequest, job_arn: str) -> None:
+    """The poller takes the job to its end (event, WaitCondition signal)."""
+    try:
+        watch.ensure_watched(event, request, job_arn)
+    except watch.WatchError as error:
+        if watch.wait_mode(event) == WaitMode.CONDITION:
+            raise ExportJobError(
+                f"Export job {job_arn} was started, but the export poller that waits for its end "
+                f"could not be started: {error}. Check the handler role's states:StartExecution "
+                f"permission on {event['ResourceProperties'].get(Prop.POLLER_ARN)}.",
+                job_arn,
+            ) from error
+        print(json.dumps({"jobArn": job_arn, "notWatched": str(error)}), flush=True)
+
+
+def result_of(event: Event) -> Step:
+    """A long wait's result resource: named after the job whose end the WaitCondition saw."""
+    job_arn = str(event["ResourceProperties"].get(Attr.JOB_ARN) or "")
+    return Step({"PhysicalResourceId": job_arn}, job_arn, "ENDED")
+
+
+def poll_result(event: Event) -> Step:
+    """The ended job's attributes (the WaitCondition before this resource got its signal)."""
+    job_arn = physical_id(event)
+    try:
+        job = api.describe_job(job_arn)
+    except api.API_ERRORS as error:
+        if api.is_transient(error):
+            return Step({"IsComplete": False}, job_arn, f"{UNKNOWN} ({api.error_code(error)})")
+        raise ExportJobError(
+            f"Could not read export job {job_arn}: {api.describe_error(error)}", job_arn
+        ) from error
+    status = str(job.get("status", UNKNOWN))
+    if status != ACTIVE:
+        raise ExportJobError(f"Export job {job_arn} is {status}, not ACTIVE", job_arn)
+    return Step({"IsComplete": True, "Data": attributes(job)}, job_arn, status)
 
 
 def next_attempt(

@@ -114,6 +114,15 @@ class VirtualClock:
             self._condition.notify_all()
             return True
 
+    def wait_until_idle(self, real_seconds: float = REAL_TIME_SAFETY_SECONDS) -> None:
+        """Let time run until nothing works or waits any more (executions ended, say)."""
+        with self._condition:
+            idle = self._condition.wait_for(
+                lambda: self._busy == 0 and not self._sleepers, timeout=real_seconds
+            )
+        if not idle:
+            raise ClockStuckError(f"still busy after {real_seconds} s of real time")
+
     def _drive(self) -> None:
         with self._condition:
             while True:

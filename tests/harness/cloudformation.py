@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore.endpoint
 import certifi
 from deploy_sim import (
@@ -49,9 +50,10 @@ from deploy_sim import (
     Outcome,
     Template,
 )
+from moto.events.models import EventPattern
 from personalize_standin import PersonalizeStandIn
 
-from harness.clock import ClockModule, VirtualClock
+from harness.clock import VirtualClock
 from harness.lambda_service import FunctionError, FunctionSpec, LambdaService
 from harness.responses import Response, ResponseEndpoint
 from harness.stepfunctions import SfnEndpoint, StepFunctions
@@ -67,6 +69,7 @@ WAIT_HANDLE = "AWS::CloudFormation::WaitConditionHandle"
 WAIT_CONDITION = "AWS::CloudFormation::WaitCondition"
 WAIT_FAILED = "WaitCondition received failed message: '{reason}' for uniqueId: {unique_id}"
 WAIT_TIMED_OUT = "WaitCondition timed out. Received {received} conditions when expecting {count}"
+SSM_PARAMETER = "AWS::SSM::Parameter"
 IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::S3::BucketPolicy", "AWS::KMS::Key")
 
 
@@ -96,8 +99,11 @@ class Harness:
         # Python functions run in this process: trust the harness's HTTPS endpoint too (the
         # WaitCondition signal), besides the usual public CAs.
         os.environ["SSL_CERT_FILE"] = str(self._ca_bundle())
-        # botocore's retry back-off, in a function under the harness, waits in virtual time.
-        botocore.endpoint.time = ClockModule(self.clock, time)  # type: ignore[attr-defined]
+        # botocore's retry back-off: a call is retried at once. It runs deep inside synchronous
+        # calls (a task waits on the framework, which waits on our handler), whose callers count
+        # as busy, so no wait on the clock could ever end; a few seconds matter nothing to a
+        # 30-second poll.
+        botocore.endpoint.time = _NoBackOff(time)  # type: ignore[attr-defined]
 
     def _ca_bundle(self) -> Path:
         bundle = Path(self._folder.name) / "ca-bundle.pem"
@@ -153,10 +159,14 @@ class HarnessDeployment(Deployment):
         standin: PersonalizeStandIn | None = None,
     ) -> None:
         self.harness = Harness.get()
+        self.harness.step_functions.stop_all_executions()
+        self._first_event = len(self.harness.step_functions.events)
         super().__init__(assembly_dir, stack_name, clock or FakeClock())
         self.standin = standin
         if standin is not None:
             standin.clock = self.harness.clock.time  # IAM's lag is measured in virtual time
+        # The handler runs in this process: its hand-over to the poller reaches moto.
+        os.environ["AWS_ENDPOINT_URL_SFN"] = self.harness.sfn_endpoint.endpoint_url
         self.unique = f"{stack_name[:12]}-{next(_DEPLOYMENTS)}"
         self._state = threading.RLock()
         self._provisioned: set[str] = set()
@@ -195,6 +205,8 @@ class HarnessDeployment(Deployment):
             self._create_state_machine(logical_id, resource["Properties"])
         elif kind == WAIT_HANDLE:
             self.physical_ids[logical_id] = self.harness.responses.new_handle(self.unique)
+        elif kind == SSM_PARAMETER:
+            self._put_parameter(logical_id, resource["Properties"])
         else:
             self._ref(logical_id)
         if kind in IAM_TYPES:
@@ -242,10 +254,22 @@ class HarnessDeployment(Deployment):
             definition = json.dumps(self.resolve(properties["Definition"]))
         arn = self.harness.step_functions.create_state_machine(
             name=self._ref(logical_id)[:80],
-            definition=str(self.resolve(definition)),
+            definition=moto_readable(str(self.resolve(definition))),
             role_arn=str(self.resolve(properties["RoleArn"])),
         )
         self.physical_ids[logical_id] = arn
+
+    def _put_parameter(self, logical_id: str, properties: dict[str, Any]) -> None:
+        """An SSM parameter in moto's SSM (the workflows read and write it there)."""
+        ssm = boto3.client(
+            "ssm", region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+        )
+        ssm.put_parameter(
+            Name=self._ref(logical_id),
+            Value=str(self.resolve(properties["Value"])),
+            Type=str(properties.get("Type", "String")),
+            Overwrite=True,
+        )
 
     def function_names(self, handler: str) -> set[str]:
         """The deployed names of the template's functions with this Handler."""
@@ -325,6 +349,37 @@ class HarnessDeployment(Deployment):
         with contextlib.suppress(FunctionError):
             self.harness.lambdas.invoke(user_on_event, json.loads(json.dumps(event)))
 
+    def published(self) -> list[dict[str, Any]]:
+        """Every event put on any bus since this deployment began, as EventBridge delivers them."""
+        return [
+            {
+                "source": entry.get("Source"),
+                "detail-type": entry.get("DetailType"),
+                "detail": json.loads(entry.get("Detail") or "{}"),
+                "account": ACCOUNT,
+                "region": REGION,
+                "event-bus-name": entry.get("EventBusName") or "default",
+            }
+            for entry in self.harness.step_functions.events[self._first_event :]
+        ]
+
+    def rules_matching(self, event: dict[str, Any]) -> list[str]:
+        """The stack's AWS::Events::Rule resources whose bus and pattern match an event."""
+        matching = []
+        for key, resource in self.template["Resources"].items():
+            if resource["Type"] != "AWS::Events::Rule":
+                continue
+            properties = self.resolve(resource["Properties"])
+            bus = str(properties.get("EventBusName") or "default").rsplit("/", 1)[-1]
+            pattern = EventPattern.load(json.dumps(properties["EventPattern"]))
+            if bus == event["event-bus-name"] and pattern.matches_event(event):
+                matching.append(key)
+        return matching
+
+    def settle(self) -> None:
+        """Run virtual time on until every execution (the poller's too) has ended."""
+        self.harness.clock.wait_until_idle()
+
     # --- whole-stack operations, as CloudFormation runs them --------------------------------
 
     def deploy(
@@ -395,12 +450,17 @@ class HarnessDeployment(Deployment):
         old_properties = {key: self.properties[key] for key in self.properties}
         self.template = template
         added = [key for key in template["Resources"] if key not in old_template["Resources"]]
+        # A custom resource is updated when its resolved properties change (a value it reads
+        # from another resource may change without its template changing): checked in turn.
         changed = [
             key
             for key in template["Resources"]
             if key not in added
-            and template["Resources"][key].get("Properties")
-            != old_template["Resources"][key].get("Properties")
+            and (
+                key in self.custom_resources()
+                or template["Resources"][key].get("Properties")
+                != old_template["Resources"][key].get("Properties")
+            )
         ]
         outcomes: dict[str, Outcome] = {}
 
@@ -408,6 +468,8 @@ class HarnessDeployment(Deployment):
             if logical_id in added:
                 outcome = self.create_resource(logical_id)
             elif logical_id in self.custom_resources():
+                if self.resolved_properties(logical_id) == old_properties.get(logical_id):
+                    return True
                 outcome = self._update_custom(logical_id, old_ids, old_properties)
             else:
                 self._provisioned.discard(logical_id)
@@ -458,13 +520,26 @@ class HarnessDeployment(Deployment):
                     Handler(self._refused, self._refused, {}), logical_id
                 )
             else:
-                rollback[logical_id] = self.roll_back_update(
-                    Handler(self._refused, self._refused, {}), logical_id
-                )
+                rollback[logical_id] = self._undo_update(logical_id, old_properties[logical_id])
             return True
 
         self._in_dependency_order(custom, undo, reverse=True)
         return rollback
+
+    def _undo_update(self, logical_id: str, old_properties: dict[str, Any]) -> Outcome:
+        """CloudFormation's rollback: an Update back to the last good properties, from those it
+        tried (the failed update's, or the succeeded one's when a later resource failed)."""
+        tried = self.attempted.get(logical_id) or self.properties[logical_id]
+        event = self.event(
+            "Update",
+            logical_id,
+            old_properties,
+            physical_id=self.physical_ids[logical_id],
+            old_properties=tried,
+        )
+        outcome = self.run(Handler(self._refused, self._refused, {}), event)
+        self._record(logical_id, event, outcome)
+        return outcome
 
     def _clean_up(
         self,
@@ -565,6 +640,49 @@ class HarnessDeployment(Deployment):
     def event(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         with self._state:
             return super().event(*args, **kwargs)
+
+
+def moto_readable(definition: str) -> str:
+    """The definition as moto 5.2.5's ASL parser reads it the way Step Functions does.
+
+    Its lexer takes "RoleArn.$" for the keyword of a Task's Credentials wherever it stands, so
+    a Parameters binding of that name becomes a literal string and the request fails
+    ('RoleArn.$'). Its aws-sdk tasks match request members whatever their case, so
+    "roleArn.$" asks for the same member and parses as a binding. Nothing else changes.
+    """
+    document = json.loads(definition)
+    for state in _states(document):
+        parameters = state.get("Parameters")
+        if isinstance(parameters, dict) and "RoleArn.$" in parameters:
+            state["Parameters"] = {
+                ("roleArn.$" if key == "RoleArn.$" else key): value
+                for key, value in parameters.items()
+            }
+    return json.dumps(document)
+
+
+def _states(machine: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every state, those of Parallel branches and Map processors included."""
+    for state in machine.get("States", {}).values():
+        yield state
+        for branch in state.get("Branches", []):
+            yield from _states(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                yield from _states(state[key])
+
+
+class _NoBackOff:
+    """`time` as botocore.endpoint sees it: sleep returns at once."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def sleep(self, seconds: float) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 def handler_message(reason: str) -> str:

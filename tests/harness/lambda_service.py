@@ -141,7 +141,7 @@ def _import_entry(asset_dir: Path, handler: str) -> tuple[PythonEntry, dict[str,
 
 
 def _take_modules(package: str) -> dict[str, ModuleType]:
-    taken = {name: m for name, m in sys.modules.items() if name.split(".")[0] == package}
+    taken = {name: m for name, m in list(sys.modules.items()) if name.split(".")[0] == package}
     for name in taken:
         del sys.modules[name]
     return taken

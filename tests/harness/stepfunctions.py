@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,12 +36,14 @@ from moto.events.models import EventsBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as aws_sdk,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
+from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend import execution_worker
 
 from harness.clock import ClockModule, VirtualClock
@@ -49,7 +52,8 @@ from harness.clock import ClockModule, VirtualClock
 PASSTHROUGH_URLS = [r"https?://127\.0\.0\.1(:\d+)?/.*", r"https?://localhost(:\d+)?/.*"]
 MOTO_CONFIG: DefaultConfig = {
     "stepfunctions": {"execute_state_machine": True},
-    "core": {"passthrough": {"urls": PASSTHROUGH_URLS, "services": []}},
+    # Leave the test's credentials alone: the stand-in tells the handler's calls by their key.
+    "core": {"passthrough": {"urls": PASSTHROUGH_URLS, "services": []}, "mock_credentials": False},
 }
 # moto answers calls to the service's real host name; our own calls name it so no
 # AWS_ENDPOINT_URL_SFN setting (the framework's) sends them back to SfnEndpoint.
@@ -72,6 +76,7 @@ class StepFunctions:
         self._mock.start()
         self._patch_time()
         self._patch_aws_sdk_integrations()
+        self._reuse_clients()
         self._capture_events()
         self.client = boto3.client(
             "stepfunctions",
@@ -145,6 +150,24 @@ class StepFunctions:
 
         self._patch(Program, "eval", eval_on_clock)
 
+    def _reuse_clients(self) -> None:
+        """moto builds a new boto3 client for every task call: reuse one per service and region
+        (only speed changes: the clients are configured alike)."""
+        made: dict[tuple[str, str, str], Any] = {}
+        lock = threading.Lock()
+        build = boto_client.boto_client_for
+
+        def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            with lock:
+                # Each test's stand-in listens elsewhere: a client per endpoint too.
+                key = (region, service, os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}", ""))
+                if key not in made:
+                    made[key] = build(region=region, service=service)
+                return made[key]
+
+        for module in (aws_sdk, lambda_eval_utils):
+            self._patch(module, "boto_client_for", client_for)
+
     def _patch_aws_sdk_integrations(self) -> None:
         """Convert aws-sdk task parameters and results as Step Functions does.
 
@@ -201,6 +224,13 @@ class StepFunctions:
         answer = self.client._make_api_call(operation, body)
         answer.pop("ResponseMetadata", None)
         return cast(dict[str, Any], answer)
+
+    def stop_all_executions(self) -> None:
+        """Stop every running execution (an earlier test's poller, say): a clean account."""
+        for machine in self.client.list_state_machines()["stateMachines"]:
+            for execution in self.executions(machine["stateMachineArn"]):
+                if execution["status"] == "RUNNING":
+                    self.client.stop_execution(executionArn=execution["executionArn"])
 
     def executions(self, state_machine_arn: str) -> list[dict[str, Any]]:
         pages = self.client.get_paginator("list_executions").paginate(

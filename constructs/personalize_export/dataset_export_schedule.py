@@ -1,0 +1,295 @@
+"""DatasetExportSchedule: a Personalize dataset exported on a schedule, each run into a dated
+folder of its own, the latest good one always named in an SSM parameter."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Aws, Duration, Fn, Stack, Token
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from personalize_export import validation
+from personalize_export.acknowledgments import acknowledge_export_objects
+from personalize_export.completion_event import CompletionEvents
+from personalize_export.dataset_export_job import IngestionMode
+from personalize_export.destination import (
+    LIFECYCLE_RULE_NOT_ADDED,
+    DestinationProps,
+    ExportDestination,
+)
+from personalize_export.poller import ExportPoller
+from personalize_export.runtime.export_job.contract import (
+    LONG_POLL_SECONDS,
+    MAX_LONG_TIMEOUT_SECONDS,
+    RUN_FOLDER_LENGTH,
+    RUN_NAME_PREFIX_MAX_LENGTH,
+    WATCH_AFTER_DEADLINE_SECONDS,
+    Poll,
+)
+
+__all__ = [
+    "LATEST_READ_ACTIONS",
+    "LIFECYCLE_RULE_NOT_ADDED",
+    "WATCH",
+    "DatasetExportSchedule",
+    "run_name_prefix",
+]
+
+# How long a run's workflow watches its job: as long as a DatasetExportJob that doesn't wait.
+WATCH = Duration.seconds(MAX_LONG_TIMEOUT_SECONDS + WATCH_AFTER_DEADLINE_SECONDS)
+# What grant_read allows on the latest parameter (ssm:DescribeParameters takes no resource).
+LATEST_READ_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory"]
+_NAME_ILLEGAL = re.compile(r"[^a-zA-Z0-9\-_]+")
+_NAME_HASH_LENGTH = 8
+
+
+class DatasetExportSchedule(Construct, CompletionEvents):
+    """Exports a Personalize dataset on a schedule: each run starts one export job, named after
+    its scheduled time, writing into a dated folder of its own under the prefix.
+
+    EventBridge Scheduler starts the stack's export poller (a Step Functions workflow shared
+    by every export of the stack; no function of ours runs) with the run's scheduled time. The
+    workflow names the job and folder, creates the job (retrying while Personalize throttles,
+    the dataset is busy or the job limit is reached), watches it to its end, publishes the
+    completion event and, when the job is ACTIVE, records its folder in the latest parameter.
+
+    Layout, in UTC (Scheduler's scheduled time): a run scheduled for 2026-11-29T02:00:00Z
+    writes into ``<prefix>2026/11/29/0200/`` and its job is ``<name prefix>-20261129-0200``.
+    A repeated invocation of one scheduled time finds that job and starts no other.
+
+    :param dataset_arn: the dataset to export (a literal ARN or a token).
+    :param schedule: when to run, e.g. ``ScheduleExpression.cron(hour="2", minute="0")``.
+    :param ingestion_mode: BULK, PUT or ALL. Default: PUT, as the service.
+    :param bucket: the bucket to export into. Default: a new hardened bucket.
+    :param output_prefix: the key prefix the dated run folders go under. Default: the
+        construct path.
+    :param role: the service role Personalize assumes. Default: a new role with exactly the
+        rights the export needs.
+    :param encryption_key: a KMS key: SSE-KMS on a new bucket and kmsKeyArn on every job.
+        Default: none (SSE-S3 on a new bucket).
+    :param tags: tags for every job. Default: none.
+    :param keep: how long each run is kept: a lifecycle rule on the prefix expires its objects
+        after this many days (whole days, at least one), and their noncurrent versions a day
+        later. Only on a bucket of the app; for an imported one it warns
+        ``personalize-export:LifecycleRuleNotAdded``. Default: runs are kept.
+    :param enabled: False deploys the schedule disabled. Default: True.
+    :param event_bus: where every run's completion event goes. Default: the account's default bus.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        dataset_arn: str,
+        schedule: scheduler.ScheduleExpression,
+        ingestion_mode: IngestionMode | str = IngestionMode.PUT,
+        bucket: s3.IBucket | None = None,
+        output_prefix: str | None = None,
+        role: iam.IRole | None = None,
+        encryption_key: kms.IKey | None = None,
+        tags: Mapping[str, str] | None = None,
+        keep: Duration | None = None,
+        enabled: bool = True,
+        event_bus: events.IEventBus | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
+        self._completion_bus = event_bus
+        destination_props = DestinationProps(
+            bucket=bucket, output_prefix=output_prefix, role=role, encryption_key=encryption_key
+        )
+        # Everything is checked before any resource exists: a bad input synthesizes nothing.
+        self._validate(
+            dataset_arn=dataset_arn,
+            mode=mode,
+            schedule=schedule,
+            destination_props=destination_props,
+            tags=tags,
+            keep=keep,
+        )
+        self.dataset_arn = dataset_arn
+        self.ingestion_mode = mode
+        self.keep = keep
+        self.job_name_prefix = run_name_prefix(self)
+        self._export_destination = ExportDestination(self, destination_props)
+        self.output_prefix = self._export_destination.output_prefix
+        self.encryption_key = self._export_destination.encryption_key
+        self.bucket = self._export_destination.bucket
+        self.role = self._export_destination.role
+        if keep is not None:
+            self._export_destination.expire_after(keep)
+        acknowledge_export_objects(self.role, self._export_destination.object_arns)
+
+        self.poller = ExportPoller.of(self)
+        self.latest_parameter = self._latest_parameter()
+        self._allow_poller(tagging=bool(tags))
+        self.schedule = self._schedule(schedule, tags, enabled=enabled)
+
+    def _latest_parameter(self) -> ssm.StringParameter:
+        """The latest good run's folder; the prefix itself until a run ends ACTIVE.
+
+        A new destination changes its value in the template, so CloudFormation resets it (runs'
+        paths are compared within one prefix); nothing else of it changes between deploys.
+        """
+        return ssm.StringParameter(
+            self,
+            "Latest",
+            string_value=self.destination,
+            description=f"Latest ACTIVE export of {self.node.path}"[:1024],
+        )
+
+    def _schedule(
+        self,
+        expression: scheduler.ScheduleExpression,
+        tags: Mapping[str, str] | None,
+        *,
+        enabled: bool,
+    ) -> scheduler.Schedule:
+        """Scheduler starts the stack's poller with this schedule's run input (one Scheduler
+        role per stack and state machine: aws-cdk-lib shares it between schedules)."""
+        schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule=expression,
+            target=targets.StepFunctionsStartExecution(
+                self.poller.state_machine,
+                input=scheduler.ScheduleTargetInput.from_object(self._run_input(tags)),
+            ),
+            enabled=enabled,
+            description=f"Personalize dataset export {self.node.path}"[:512],
+        )
+        # A run right after the deploy finds Personalize's rights to the bucket in place.
+        schedule.node.add_dependency(*self._export_destination.write_permissions)
+        return schedule
+
+    @property
+    def destination(self) -> str:
+        """s3://bucket/prefix/: every run's dated folder is under it."""
+        return self._export_destination.s3_uri
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Every run's objects (list the prefix, get, decrypt) and the latest parameter."""
+        latest = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=LATEST_READ_ACTIONS,
+            resource_arns=[self._latest_arn],
+        )
+        return self._export_destination.grant_read(grantee).combine(latest)
+
+    def _validate(
+        self,
+        *,
+        dataset_arn: str,
+        mode: str,
+        schedule: scheduler.ScheduleExpression,
+        destination_props: DestinationProps,
+        tags: Mapping[str, str] | None,
+        keep: Duration | None,
+    ) -> None:
+        problems = [
+            *validation.check_dataset_arn(dataset_arn, Stack.of(self).region),
+            *validation.check_ingestion_mode(mode),
+            *validation.check_schedule(schedule.expression_string),
+            *ExportDestination.problems(
+                self, destination_props, folder_length=RUN_FOLDER_LENGTH, keep=keep
+            ),
+            *validation.check_tags(tags),
+            *validation.check_keep(keep),
+        ]
+        if problems:
+            listing = "\n".join(f"  - {problem}" for problem in problems)
+            raise ValueError(
+                f"DatasetExportSchedule at '{self.node.path}' is misconfigured:\n{listing}"
+            )
+
+    def _allow_poller(self, *, tagging: bool) -> None:
+        """The stack's poller may pass this schedule's role, record its latest parameter and
+        publish on its bus; creating and describing jobs it may for the whole stack already."""
+        state_machine = self.poller.state_machine
+        self._export_destination.grant_pass_role(state_machine)
+        self.poller.grant_latest(self._latest_arn)
+        self.poller.grant_publish(self._bus_arn)
+        if tagging:
+            # Identical statements are rendered once, however many schedules set tags; the
+            # poller acknowledges Resource '*' on its role, TagResource included.
+            state_machine.add_to_role_policy(
+                iam.PolicyStatement(actions=["personalize:TagResource"], resources=["*"])
+            )
+
+    @property
+    def _latest_arn(self) -> str:
+        """The latest parameter's ARN as one Fn::Sub: the poller's policy lists it for every
+        schedule of the stack, twice (read and record)."""
+        return Fn.sub(
+            "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${Name}",
+            {"Name": self.latest_parameter.parameter_name},
+        )
+
+    @property
+    def _bus_arn(self) -> str:
+        if self._completion_bus is not None:
+            return self._completion_bus.event_bus_arn
+        stack = Stack.of(self)
+        return f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
+
+    def _run_input(self, tags: Mapping[str, str] | None) -> dict[str, Any]:
+        """The poller's input for every run; Scheduler fills in the scheduled time."""
+        destination: dict[str, str] = {"Path": self.destination}
+        if self.encryption_key is not None:
+            destination["KmsKeyArn"] = self.encryption_key.key_arn
+        create: dict[str, Any] = {
+            "DatasetArn": self.dataset_arn,
+            "IngestionMode": self.ingestion_mode,
+            "RoleArn": self.role.role_arn,
+            "JobOutput": {"S3DataDestination": destination},
+        }
+        if tags:
+            create["Tags"] = [
+                {"TagKey": key, "TagValue": value} for key, value in sorted(tags.items())
+            ]
+        polls = math.ceil(WATCH.to_seconds() / LONG_POLL_SECONDS)
+        return {
+            Poll.CREATE: create,
+            Poll.RUN: {"NamePrefix": self.job_name_prefix},
+            Poll.EVENT: {
+                "EventBusName": self._completion_bus.event_bus_name
+                if self._completion_bus
+                else "default",
+                "StackId": Aws.STACK_ID,
+                "ConstructPath": self.node.path,
+                "ScheduledTime": scheduler.ContextAttribute.scheduled_time,
+            },
+            Poll.POLLS: {"Left": polls, "WatchLeft": polls},
+            Poll.HANDLE: "",
+            Poll.LATEST: self.latest_parameter.parameter_name,
+            Poll.TIMEOUT_SECONDS: int(WATCH.to_seconds()),
+        }
+
+
+def run_name_prefix(schedule: Construct) -> str:
+    """The job name prefix of a schedule's runs: readable, unique, short enough.
+
+    The construct path's end (legal characters only) and a hash of the stack name and path:
+    names are unique per account and region, and two stacks deployed there have two names. At
+    most 49 characters, so that ``-YYYYMMDD-HHMM`` completes a name of at most 63.
+    """
+    stack = Stack.of(schedule)
+    stack_name = stack.stack_name if not Token.is_unresolved(stack.stack_name) else ""
+    seed = f"{stack_name}|{schedule.node.path}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:_NAME_HASH_LENGTH]
+    ids = "-".join(scope.node.id for scope in schedule.node.scopes[1:])
+    room = RUN_NAME_PREFIX_MAX_LENGTH - _NAME_HASH_LENGTH - 1
+    readable = _NAME_ILLEGAL.sub("-", ids).strip("-_")[-room:].lstrip("-_")
+    return f"{readable}-{digest}" if readable else digest
