@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from handler_bench import AssetReport, ColdImport
-from polling_bench import PollSummary
+from polling_bench import PollerLoop, PollSummary, WaiterLoop
 from synth_bench import CaseTiming, TemplateStats
 
 BARE = "bare"
@@ -14,10 +14,23 @@ LAYOUTS = {
     "shared": "shared bucket (one bucket passed as bucket=, a prefix per export)",
     "own": "own bucket (every export at its defaults)",
     "lean": "shared bucket and shared service role, stack_outputs=False",
+    "longwait": "long wait, timeout=Duration.hours(6), shared bucket",
+    "nowait": "no wait, wait_for_completion=False, shared bucket",
 }
+# DatasetExportSchedule layouts: counted per schedule.
+SCHEDULE_LAYOUTS = {
+    "schedshared": "schedules into one shared bucket (bucket=, a prefix each)",
+    "schedown": "schedules at their defaults (own bucket and role each)",
+}
+LONG_WAIT = "longwait"
+NO_WAIT = "nowait"
+SCHEDULES = "schedshared"
 TARGET_SYNTH_RATIO = 1.15
 TARGET_BYTES_PER_EXPORT = 2048
 TARGET_ASSET_ZIPPED = 16 * 1024
+TARGET_BYTES_PER_LONG_WAIT_EXPORT = 4096
+TARGET_BYTES_PER_SCHEDULE = 4096
+SECONDS_PER_HOUR = 3600
 
 
 def export_case(layout: str, exports: int) -> str:
@@ -42,7 +55,35 @@ class Settings:
 
     @property
     def template_cases(self) -> list[str]:
-        return [export_case(layout, n) for layout in LAYOUTS for n in self.export_counts]
+        layouts = [*LAYOUTS, *SCHEDULE_LAYOUTS]
+        return [export_case(layout, n) for layout in layouts for n in self.export_counts]
+
+
+@dataclass(frozen=True)
+class ModeCost:
+    """What one export (or schedule run) costs per hour of waiting for its job, in one mode."""
+
+    mode: str
+    wait_mode: str  # as the synthesized custom resource names it ("-" for a schedule)
+    lambda_calls: float
+    waiter_transitions: float
+    poller_transitions: float
+    describes: float
+    deploy_knows_within_s: int | None  # None: the deploy does not wait
+    event_within_s: int
+
+    @property
+    def transitions(self) -> float:
+        return self.waiter_transitions + self.poller_transitions
+
+
+@dataclass(frozen=True)
+class WaitCosts:
+    """The waiter and poller loops read from the templates, and each mode's cost per hour."""
+
+    waiter: WaiterLoop
+    poller: PollerLoop
+    modes: list[ModeCost]
 
 
 @dataclass
@@ -58,6 +99,7 @@ class Results:
     poll_interval_s: int
     waiter_max_attempts: int
     handler_timeout_s: int
+    wait_costs: WaitCosts
     elapsed_s: float = field(default=0.0)
 
     def ratio(self, case: str) -> float:
@@ -80,3 +122,43 @@ class Results:
 
     def constant_in_exports(self, attribute: str) -> bool:
         return all(len(set(self.counts_of(attribute, layout))) == 1 for layout in LAYOUTS)
+
+    def constant_in(self, attribute: str, layout: str) -> bool:
+        return len(set(self.counts_of(attribute, layout))) == 1
+
+
+def resource_mode_cost(waiter: WaiterLoop, poller: PollerLoop, wait_mode: str) -> ModeCost:
+    """timeout <= 55 min: the custom resource polls, and the poller watches for the event."""
+    polls = SECONDS_PER_HOUR / waiter.interval_s
+    return ModeCost(
+        mode="timeout <= 55 min (the custom resource waits)",
+        wait_mode=wait_mode,
+        lambda_calls=polls * waiter.lambda_calls_per_poll + poller_lambda_calls(poller),
+        waiter_transitions=polls * waiter.states_per_poll,
+        poller_transitions=poller_transitions(poller),
+        describes=polls + poller.loops_per_hour * poller.describe_states,
+        deploy_knows_within_s=waiter.interval_s,
+        event_within_s=poller.wait_s,
+    )
+
+
+def poller_mode_cost(mode: str, poller: PollerLoop, wait_mode: str, *, waits: bool) -> ModeCost:
+    """A mode where only the poller watches the job (and signals the WaitCondition if one waits)."""
+    return ModeCost(
+        mode=mode,
+        wait_mode=wait_mode,
+        lambda_calls=poller_lambda_calls(poller),
+        waiter_transitions=0,
+        poller_transitions=poller_transitions(poller),
+        describes=poller.loops_per_hour * poller.describe_states,
+        deploy_knows_within_s=poller.wait_s if waits else None,
+        event_within_s=poller.wait_s,
+    )
+
+
+def poller_transitions(poller: PollerLoop) -> float:
+    return poller.loops_per_hour * len(poller.states)
+
+
+def poller_lambda_calls(poller: PollerLoop) -> float:
+    return poller.loops_per_hour * poller.lambda_states

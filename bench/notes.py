@@ -8,7 +8,11 @@ import polling_bench
 import report
 from model import (
     BARE,
+    LONG_WAIT,
+    SCHEDULES,
     TARGET_BYTES_PER_EXPORT,
+    TARGET_BYTES_PER_LONG_WAIT_EXPORT,
+    TARGET_BYTES_PER_SCHEDULE,
     TARGET_SYNTH_RATIO,
     Results,
     export_case,
@@ -34,6 +38,7 @@ def render(results: Results) -> str:
         template_details(results),
         "## Handler asset\n\n" + report.asset_section(results),
         polling_details(results),
+        wait_mode_details(results),
         targets_not_met(results),
     ]
     return "\n\n".join(part.strip() for part in parts if part) + "\n"
@@ -88,7 +93,12 @@ def template_details(results: Results) -> str:
         "Layouts: `shared` = one s3.Bucket passed as `bucket=` with a distinct `output_prefix` "
         "per export, everything else at its defaults; `own` = every export at its defaults; "
         "`lean` = shared bucket, one service role passed as `role=`, "
-        f"and `stack_outputs=False`. Bytes per extra export = growth from {first} to {last} "
+        "and `stack_outputs=False`; `longwait` = as `shared`, every export with "
+        "`timeout=Duration.hours(6)` (a WaitCondition, a WaitConditionHandle and a result "
+        "resource each); `nowait` = as `shared`, every export with `wait_for_completion=False`; "
+        "`schedshared` = DatasetExportSchedules (daily cron) into one shared bucket, a prefix "
+        "each; `schedown` = DatasetExportSchedules at their defaults (own bucket and role each). "
+        f"Bytes per extra export (or schedule) = growth from {first} to {last} "
         f"exports / {last - first}.\n\n" + report.template_table(results) + "\n\n"
         f"Where the bytes of one extra export go ({first} -> {last} exports; each entry "
         "serialized alone with indent 1, so the split is close to, not exactly, the file's "
@@ -97,8 +107,8 @@ def template_details(results: Results) -> str:
         "`cdk deploy` uploads it); how many exports fit, extrapolated linearly from the rows "
         "above (the smaller number binds):\n\n" + report.resource_limit_table(results) + "\n\n"
         "IAM attaches at most 10 managed policies to a role by default: the overflow policies "
-        "CDK creates for the shared handler role (column `managed policies`) grow with the "
-        "number of exports too."
+        "CDK creates for the shared handler role and the poller's role (column `managed "
+        "policies`) grow with the number of exports and schedules too."
     )
 
 
@@ -133,7 +143,9 @@ def aws_difference(results: Results) -> str:
         "Every handler invocation is relayed by a Provider framework function "
         "(framework-onEvent, framework-isComplete), so Lambda invocations on AWS are twice the "
         "handler's. On AWS the delay also includes one isComplete invocation and the "
-        "framework's response to CloudFormation."
+        "framework's response to CloudFormation. The export poller, started on the same job "
+        "for the completion event, adds its own Describe calls (one a minute), not counted "
+        "here: see Wait modes."
     )
     if all(report.missed_first_polls(summary.worst) == 0 for summary in results.polling):
         return (
@@ -168,14 +180,49 @@ def polling_justification(results: Results) -> str:
         f"- The waiter's budget (interval x retries) equals CloudFormation's hour; the handler's "
         f"{deadline_min:.0f}-minute deadline ends the wait first with a clear message. An export "
         f"longer than about {deadline_min:.0f} minutes cannot finish inside one deploy at any "
-        "interval: what would cover it is starting the job on deploy without waiting for it "
-        "(e.g. signalling completion through EventBridge or a Step Functions workflow outside "
-        "CloudFormation)."
+        "interval: longer exports use the WaitCondition mode (`timeout` up to 12 h) or "
+        "`wait_for_completion=False`, both watched by the export poller (see Wait modes)."
+    )
+
+
+def wait_mode_details(results: Results) -> str:
+    costs = results.wait_costs
+    waiter, poller = costs.waiter, costs.poller
+    loop = " -> ".join(poller.states)
+    return (
+        "## Wait modes\n\n"
+        "Read from the synthesized templates (one export of each layout, one schedule), not "
+        "typed in: the Provider's waiter retries its isComplete task every "
+        f"{waiter.interval_s} s (at most {waiter.max_attempts} retries); the export poller's "
+        f"loop while a job runs, followed from its Wait state through Next and each Choice's "
+        f"Default, is {loop} -> {poller.states[0]} ({len(poller.states)} states, Wait of "
+        f"{poller.wait_s} s, {poller.lambda_states} Lambda invocations, "
+        f"{poller.describe_states} DescribeDatasetExportJob per loop). Each WaitMode is the "
+        "custom resource's `WaitMode` property in the template.\n\n"
+        + report.wait_mode_table(results)
+        + "\n\n"
+        "- Per hour of waiting, for one export (N exports cost N times as much; the poller is "
+        f"one state machine, one execution per job). The waiter: {3600 // waiter.interval_s} "
+        f"isComplete calls, each relayed by framework-isComplete ({waiter.lambda_calls_per_poll} "
+        "Lambda calls per poll), each retry of the waiter's task one state transition (Step "
+        "Functions bills retries as transitions). The poller: "
+        f"{3600 / poller.wait_s:.0f} loops x {len(poller.states)} states, no Lambda while it "
+        "waits (its one function only signals a WaitCondition, once, at the end).\n"
+        "- `timeout <= 55 min` also starts the poller when it creates the job, for the "
+        "completion event: both loops run side by side, so it costs the most per hour. The "
+        "other modes hand the job to the poller; on a first deploy (roles just created) a long "
+        "wait keeps polling with isComplete while IAM settles (its first minutes, see the "
+        "README) before handing over, which this per-hour figure leaves out.\n"
+        "- Delay after ACTIVE: at most the interval of the loop that polls (the custom resource "
+        f"{waiter.interval_s} s, the poller {poller.wait_s} s), plus on AWS one Describe and, "
+        "for a WaitCondition, one signal invocation. Pricing: Standard workflows bill per "
+        "state transition, so a day-long wait costs "
+        f"{24 * 3600 / poller.wait_s * len(poller.states):.0f} transitions per export."
     )
 
 
 def targets_not_met(results: Results) -> str:
-    notes = [synth_note(results), bytes_note(results)]
+    notes = [synth_note(results), bytes_note(results), new_bytes_notes(results)]
     body = "\n\n".join(note for note in notes if note)
     return "## Targets not met, or met narrowly\n\n" + (
         body or "None: every target in the table is met with a margin."
@@ -226,6 +273,27 @@ def bytes_note(results: Results) -> str:
             + meeting_changes(results, growth, split),
         ]
     )
+
+
+def new_bytes_notes(results: Results) -> str:
+    """The long-wait and schedule byte targets, when not met or met narrowly."""
+    notes: list[str] = []
+    for layout, target, what in (
+        (LONG_WAIT, TARGET_BYTES_PER_LONG_WAIT_EXPORT, "long-wait export"),
+        (SCHEDULES, TARGET_BYTES_PER_SCHEDULE, "schedule"),
+    ):
+        growth = results.per_extra_export(layout)
+        if growth < target * NARROW_MARGIN:
+            continue
+        split = results.growth_by_type.get(layout, {})
+        largest = sorted(split.items(), key=lambda item: -item[1])
+        listing = ", ".join(f"{kind} {size:.0f} B" for kind, size in largest if size >= 1)
+        verdict = "not met" if growth > target else "met, narrowly"
+        notes.append(
+            f"**Template bytes per extra {what} into a shared bucket: {growth:.0f} B (target "
+            f"{target} B): {verdict}.** Split: {listing}."
+        )
+    return "\n\n".join(notes)
 
 
 def lean_sentence(results: Results) -> str:

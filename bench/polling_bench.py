@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personalize_export.runtime.export_job.contract import Prop
+from personalize_export.poller import POLLER_ID
+from personalize_export.provider import PROVIDER_ID
+from personalize_export.runtime.export_job.contract import RESOURCE_TYPE, Prop, WaitMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -36,12 +39,13 @@ class TimedStandIn(PersonalizeStandIn):
     def __init__(self, clock: FakeClock, job_seconds: float) -> None:
         super().__init__(polls_per_state=NEVER)
         self.clock = clock
-        self.job_seconds = job_seconds
+        # Not the base class's job_seconds (left None): this subclass moves jobs on itself.
+        self.active_after_s = job_seconds
         self.created_at: dict[str, float] = {}
 
-    def handle(self, target: str, raw_body: bytes) -> Reply:
+    def handle(self, target: str, raw_body: bytes, caller: str = "") -> Reply:
         self._finish_due_jobs()
-        reply = super().handle(target, raw_body)
+        reply = super().handle(target, raw_body, caller)
         self._start_new_jobs()
         return reply
 
@@ -53,12 +57,12 @@ class TimedStandIn(PersonalizeStandIn):
 
     def _finish_due_jobs(self) -> None:
         for arn, job in self.jobs.items():
-            if self.clock.now >= self.created_at[arn] + self.job_seconds:
+            if self.clock.now >= self.created_at[arn] + self.active_after_s:
                 job.status = ACTIVE
 
     def active_at(self) -> float:
         (created,) = self.created_at.values()
-        return created + self.job_seconds
+        return created + self.active_after_s
 
 
 @dataclass(frozen=True)
@@ -215,3 +219,95 @@ def handler_timeout_of(assembly: Path, stack: str) -> int:
     (logical_id,) = deployment.custom_resources()
     properties = deployment.template["Resources"][logical_id]["Properties"]
     return int(properties[Prop.TIMEOUT_SECONDS])
+
+
+# --- the long-running modes: costs per hour of waiting, read from the template ----------------
+
+LAMBDA_INVOKE = "lambda:invoke"
+DESCRIBE_ACTION = "aws-sdk:personalize:describeDatasetExportJob"
+
+
+@dataclass(frozen=True)
+class WaiterLoop:
+    """The Provider's waiter: one isComplete task state retried every interval."""
+
+    interval_s: int
+    max_attempts: int
+    states_per_poll: int  # each retry of the task state is one state transition
+    lambda_calls_per_poll: int  # isComplete, relayed by framework-isComplete
+
+
+@dataclass(frozen=True)
+class PollerLoop:
+    """The export poller's loop while a job runs: from its Wait state back to it."""
+
+    wait_s: int
+    states: tuple[str, ...]
+    lambda_states: int  # states in the loop that invoke a Lambda function
+    describe_states: int  # states in the loop that call DescribeDatasetExportJob
+
+    @property
+    def loops_per_hour(self) -> float:
+        return 3600 / self.wait_s
+
+
+def state_machine_definition(template: dict[str, Any], logical_id_prefix: str) -> dict[str, Any]:
+    """The definition of the state machine whose logical id starts with the prefix.
+
+    DefinitionString is an Fn::Join of JSON text and tokens; every token stands inside a JSON
+    string (an ARN), so each is replaced by a placeholder before parsing.
+    """
+    (resource,) = [
+        resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::StepFunctions::StateMachine"
+        and logical_id.startswith(logical_id_prefix)
+    ]
+    definition = resource["Properties"]["DefinitionString"]
+    if isinstance(definition, dict):
+        _, parts = definition["Fn::Join"]
+        definition = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)
+    parsed: dict[str, Any] = json.loads(definition)
+    return parsed
+
+
+def waiter_loop(template: dict[str, Any]) -> WaiterLoop:
+    definition = state_machine_definition(template, PROVIDER_ID)
+    task = definition["States"][definition["StartAt"]]
+    (retry,) = task["Retry"]
+    return WaiterLoop(
+        interval_s=int(retry["IntervalSeconds"]),
+        max_attempts=int(retry["MaxAttempts"]),
+        states_per_poll=1,
+        lambda_calls_per_poll=2,
+    )
+
+
+def poller_loop(template: dict[str, Any]) -> PollerLoop:
+    """Follow the poller from its Wait state (Next, or a Choice's Default) back to the Wait."""
+    states: dict[str, Any] = state_machine_definition(template, POLLER_ID)["States"]
+    (wait_name,) = [name for name, state in states.items() if state["Type"] == "Wait"]
+    loop = [wait_name]
+    current = states[wait_name]["Next"]
+    while current != wait_name:
+        if current in loop or len(loop) > len(states):
+            raise ValueError(f"the poller's loop does not return to {wait_name}: {loop}")
+        loop.append(current)
+        state = states[current]
+        current = state["Default"] if state["Type"] == "Choice" else state["Next"]
+    resources = [json.dumps(states[name].get("Resource", "")) for name in loop]
+    return PollerLoop(
+        wait_s=int(states[wait_name]["Seconds"]),
+        states=tuple(loop),
+        lambda_states=sum(LAMBDA_INVOKE in resource for resource in resources),
+        describe_states=sum(DESCRIBE_ACTION in resource for resource in resources),
+    )
+
+
+def wait_modes(template: dict[str, Any]) -> list[str]:
+    """The WaitMode of every export in the template (absent: the custom resource waits)."""
+    return [
+        str(resource["Properties"].get(Prop.WAIT_MODE) or WaitMode.RESOURCE)
+        for resource in template["Resources"].values()
+        if resource["Type"] == RESOURCE_TYPE
+    ]

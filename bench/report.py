@@ -8,9 +8,15 @@ from model import (
     BARE,
     DEMO,
     LAYOUTS,
+    LONG_WAIT,
+    SCHEDULE_LAYOUTS,
+    SCHEDULES,
     TARGET_ASSET_ZIPPED,
     TARGET_BYTES_PER_EXPORT,
+    TARGET_BYTES_PER_LONG_WAIT_EXPORT,
+    TARGET_BYTES_PER_SCHEDULE,
     TARGET_SYNTH_RATIO,
+    ModeCost,
     Results,
     export_case,
 )
@@ -48,6 +54,7 @@ def main_table(results: Results) -> str:
             *bytes_rows(results),
             *handler_rows(results),
             *polling_rows(results),
+            *wait_mode_rows(results),
         ],
     )
 
@@ -91,21 +98,43 @@ def shape_rows(results: Results) -> list[Row]:
         )
     resources = slash(results.counts_of("resources", "shared"))
     rows.append((f"Resources, {counts} exports (shared bucket)", resources, "-", "-"))
+    for layout, what in ((LONG_WAIT, "long-wait exports"), (SCHEDULES, "schedules")):
+        for attribute, name in (
+            ("functions", "Lambda functions"),
+            ("state_machines", "State machines"),
+        ):
+            rows.append(
+                (
+                    f"{name}, {counts} {what}",
+                    slash(results.counts_of(attribute, layout)),
+                    "constant",
+                    verdict(results.constant_in(attribute, layout)),
+                )
+            )
     return rows
 
 
 def bytes_rows(results: Results) -> list[Row]:
+    targets = {
+        "shared": TARGET_BYTES_PER_EXPORT,
+        LONG_WAIT: TARGET_BYTES_PER_LONG_WAIT_EXPORT,
+        SCHEDULES: TARGET_BYTES_PER_SCHEDULE,
+    }
+    described = [
+        *((layout, f"export, {description}") for layout, description in LAYOUTS.items()),
+        *((layout, f"schedule, {text}") for layout, text in SCHEDULE_LAYOUTS.items()),
+    ]
     rows: list[Row] = []
-    for layout, description in LAYOUTS.items():
+    for layout, description in described:
         growth = results.per_extra_export(layout)
         minified = results.per_extra_export(layout, minified=True)
-        targeted = layout == "shared"
+        target = targets.get(layout)
         rows.append(
             (
-                f"Template bytes per extra export, {description}",
+                f"Template bytes per extra {description}",
                 f"{growth:.0f} B ({minified:.0f} B minified)",
-                f"<= {TARGET_BYTES_PER_EXPORT} B" if targeted else "-",
-                verdict(growth <= TARGET_BYTES_PER_EXPORT) if targeted else "-",
+                f"<= {target} B" if target else "-",
+                verdict(growth <= target) if target else "-",
             )
         )
     return rows
@@ -156,6 +185,66 @@ def polling_rows(results: Results) -> list[Row]:
             )
         )
     return rows
+
+
+def wait_mode_rows(results: Results) -> list[Row]:
+    """Per hour of waiting, and the detection delay, in each wait mode (read from templates)."""
+    rows: list[Row] = []
+    for cost in results.wait_costs.modes:
+        rows.append(
+            (
+                f"Per hour waiting, {cost.mode}: Lambda calls / state transitions / Describe",
+                f"{cost.lambda_calls:.0f} / {cost.transitions:.0f} / {cost.describes:.0f}",
+                "-",
+                "-",
+            )
+        )
+    for cost in results.wait_costs.modes:
+        rows.append(
+            (
+                f"Delay after ACTIVE, {cost.mode}: deploy knows / event sent",
+                f"{deploy_delay(cost)} / <= {cost.event_within_s} s",
+                "-",
+                "-",
+            )
+        )
+    return rows
+
+
+def deploy_delay(cost: ModeCost) -> str:
+    if cost.deploy_knows_within_s is None:
+        return "no wait (0 s)"
+    return f"<= {cost.deploy_knows_within_s} s"
+
+
+def wait_mode_table(results: Results) -> str:
+    rows: list[Row] = []
+    for cost in results.wait_costs.modes:
+        rows.append(
+            (
+                cost.mode,
+                f"`{cost.wait_mode}`",
+                f"{cost.lambda_calls:.0f}",
+                f"{cost.waiter_transitions:.0f}",
+                f"{cost.poller_transitions:.0f}",
+                f"{cost.transitions:.0f}",
+                f"{cost.describes:.0f}",
+                deploy_delay(cost),
+                f"<= {cost.event_within_s} s",
+            )
+        )
+    header = (
+        "mode",
+        "WaitMode in the template",
+        "Lambda calls / h",
+        "waiter transitions / h",
+        "poller transitions / h",
+        "state transitions / h",
+        "Describe calls / h",
+        "deploy knows",
+        "event sent",
+    )
+    return table(header, rows)
 
 
 # --- what the Provider framework adds on AWS --------------------------------------------------
@@ -217,7 +306,7 @@ def synth_table(results: Results) -> str:
 
 def template_table(results: Results) -> str:
     rows: list[Row] = []
-    for layout in LAYOUTS:
+    for layout in [*LAYOUTS, *SCHEDULE_LAYOUTS]:
         for count in results.settings.export_counts:
             stats = results.templates[export_case(layout, count)]
             rows.append(
@@ -234,7 +323,7 @@ def template_table(results: Results) -> str:
             )
     header = (
         "layout",
-        "exports",
+        "exports / schedules",
         "bytes",
         "minified",
         "resources",
@@ -249,7 +338,7 @@ def resource_limit_rows(results: Results) -> list[Row]:
     """How many exports fit under CloudFormation's limits, extrapolated linearly."""
     first, last = results.settings.export_counts[0], results.settings.export_counts[-1]
     rows: list[Row] = []
-    for layout in LAYOUTS:
+    for layout in [*LAYOUTS, *SCHEDULE_LAYOUTS]:
         low = results.templates[export_case(layout, first)]
         high = results.templates[export_case(layout, last)]
         resources = (high.resources - low.resources) / (last - first)
@@ -263,9 +352,9 @@ def resource_limit_rows(results: Results) -> list[Row]:
 def resource_limit_table(results: Results) -> str:
     header = (
         "layout",
-        "resources per extra export",
-        "exports at 500 resources",
-        "exports at 1 MB of template",
+        "resources per extra export / schedule",
+        "exports / schedules at 500 resources",
+        "exports / schedules at 1 MB of template",
     )
     return table(header, resource_limit_rows(results))
 

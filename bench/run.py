@@ -7,24 +7,38 @@ Usage: python bench/run.py [--tiny] [--runs N] [--output PATH]   (`make bench` r
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import handler_bench
 import polling_bench
 import report
 import synth_bench
-from model import Results, Settings, export_case
+from model import (
+    LONG_WAIT,
+    NO_WAIT,
+    SCHEDULES,
+    Results,
+    Settings,
+    WaitCosts,
+    export_case,
+    poller_mode_cost,
+    resource_mode_cost,
+)
 from notes import render
+
+from personalize_export.runtime.export_job.contract import WaitMode
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 # Layouts whose per-export growth is split by resource type in the report.
-GROWTH_LAYOUTS = ("shared", "lean")
+GROWTH_LAYOUTS = ("shared", "lean", LONG_WAIT, NO_WAIT, SCHEDULES)
 FULL = Settings(
     tiny=False,
     runs=15,
@@ -101,6 +115,51 @@ def measure(settings: Settings, workdir: Path) -> Results:
         poll_interval_s=waiter.interval_seconds,
         waiter_max_attempts=waiter.max_attempts,
         handler_timeout_s=polling_bench.handler_timeout_of(one_export.assembly, one_export.stack),
+        wait_costs=wait_costs(runs, first),
+    )
+
+
+def wait_costs(runs: dict[str, synth_bench.SynthRun], count: int) -> WaitCosts:
+    """Each wait mode's cost per hour, from the template of its layout with one export."""
+
+    def template(layout: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(
+            synth_bench.template_path(runs[export_case(layout, count)]).read_text()
+        )
+        return loaded
+
+    def mode_of(layout: str, expected: str) -> str:
+        modes = set(polling_bench.wait_modes(template(layout)))
+        if modes != {expected}:
+            raise RuntimeError(f"{layout}: wait modes {modes}, expected {expected}")
+        return expected
+
+    waiter = polling_bench.waiter_loop(template("shared"))
+    poller = polling_bench.poller_loop(template("shared"))
+    return WaitCosts(
+        waiter=waiter,
+        poller=poller,
+        modes=[
+            resource_mode_cost(waiter, poller, mode_of("shared", WaitMode.RESOURCE)),
+            poller_mode_cost(
+                "timeout > 55 min (a WaitCondition the poller signals)",
+                polling_bench.poller_loop(template(LONG_WAIT)),
+                mode_of(LONG_WAIT, WaitMode.CONDITION),
+                waits=True,
+            ),
+            poller_mode_cost(
+                "wait_for_completion=False (no wait)",
+                polling_bench.poller_loop(template(NO_WAIT)),
+                mode_of(NO_WAIT, WaitMode.NONE),
+                waits=False,
+            ),
+            poller_mode_cost(
+                "schedule run (the poller creates, then watches)",
+                polling_bench.poller_loop(template(SCHEDULES)),
+                "-",
+                waits=False,
+            ),
+        ],
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from personalize_export.poller import POLLER_ID
 from personalize_export.provider import PROVIDER_ID
 
 SYNTH_CASE = Path(__file__).resolve().parent / "synth_case.py"
@@ -116,10 +117,13 @@ def synth_untimed(cases: Iterable[str], workdir: Path) -> dict[str, SynthRun]:
 
 
 def entry_kind(logical_id: str, resource: dict[str, Any]) -> str:
-    """The resource type; the shared provider's IAM policies are told apart from the exports'."""
+    """The resource type; the shared provider's and poller's IAM policies are told apart from
+    the exports'."""
     kind = str(resource["Type"])
     if kind in IAM_POLICY_TYPES and logical_id.startswith(PROVIDER_ID):
         return f"{kind} (shared handler role)"
+    if kind in IAM_POLICY_TYPES and logical_id.startswith(POLLER_ID):
+        return f"{kind} (shared poller roles)"
     return kind
 
 

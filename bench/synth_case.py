@@ -1,12 +1,18 @@
 """Synthesize one benchmark case in a fresh process, as `cdk synth` would, and time its phases.
 
 Usage: python bench/synth_case.py CASE --outdir DIR
-CASE: bare | demo | own-N | shared-N | lean-N, with N exports:
-  bare   the hand-written pattern (bare_pattern.py);
-  demo   the demo app (app.py);
-  own    N exports at their defaults (each with its own bucket and service role);
-  shared one bucket, a distinct output_prefix per export (a service role per export, the default);
-  lean   one bucket and one service role for all exports, and stack_outputs=False.
+CASE: bare | demo | LAYOUT-N, with N exports (or schedules):
+  bare        the hand-written pattern (bare_pattern.py);
+  demo        the demo app (app.py);
+  own         N exports at their defaults (each with its own bucket and service role);
+  shared      one bucket, a distinct output_prefix per export (a service role per export, the
+              default);
+  lean        one bucket and one service role for all exports, and stack_outputs=False;
+  longwait    as shared, every export with timeout=Duration.hours(6) (a WaitCondition waits);
+  nowait      as shared, every export with wait_for_completion=False;
+  schedshared N DatasetExportSchedules into one bucket, a prefix each;
+  schedown    N DatasetExportSchedules at their defaults (own bucket and role each).
+Layout names hold no '-': build() splits the case on it.
 Each case imports only what it uses. Prints one JSON line: seconds spent importing aws_cdk
 (which starts jsii's Node process), building the construct tree, and synthesizing.
 """
@@ -67,6 +73,18 @@ def add_shared_bucket_exports(stack: cdk.Stack, count: int) -> None:
     add_exports_into_one_bucket(stack, count, role=None, stack_outputs=True)
 
 
+def add_long_wait_exports(stack: cdk.Stack, count: int) -> None:
+    add_exports_into_one_bucket(
+        stack, count, role=None, stack_outputs=True, timeout=cdk.Duration.hours(6)
+    )
+
+
+def add_no_wait_exports(stack: cdk.Stack, count: int) -> None:
+    add_exports_into_one_bucket(
+        stack, count, role=None, stack_outputs=True, wait_for_completion=False
+    )
+
+
 def add_lean_exports(stack: cdk.Stack, count: int) -> None:
     from aws_cdk import aws_iam as iam
 
@@ -76,7 +94,13 @@ def add_lean_exports(stack: cdk.Stack, count: int) -> None:
 
 
 def add_exports_into_one_bucket(
-    stack: cdk.Stack, count: int, *, role: cdk.aws_iam.IRole | None, stack_outputs: bool
+    stack: cdk.Stack,
+    count: int,
+    *,
+    role: cdk.aws_iam.IRole | None,
+    stack_outputs: bool,
+    timeout: cdk.Duration | None = None,
+    wait_for_completion: bool = True,
 ) -> None:
     from personalize_export import DatasetExportJob
 
@@ -90,6 +114,39 @@ def add_exports_into_one_bucket(
             output_prefix=f"exports/{index}/",
             role=role,
             stack_outputs=stack_outputs,
+            timeout=timeout,
+            wait_for_completion=wait_for_completion,
+        )
+
+
+def add_shared_bucket_schedules(stack: cdk.Stack, count: int) -> None:
+    from aws_cdk import aws_scheduler as scheduler
+
+    from personalize_export import DatasetExportSchedule
+
+    bucket = shared_bucket(stack)
+    for index in range(count):
+        DatasetExportSchedule(
+            stack,
+            f"Schedule{index}",
+            dataset_arn=DATASET_ARN,
+            schedule=scheduler.ScheduleExpression.cron(hour="2", minute="0"),
+            bucket=bucket,
+            output_prefix=f"runs/{index}/",
+        )
+
+
+def add_own_bucket_schedules(stack: cdk.Stack, count: int) -> None:
+    from aws_cdk import aws_scheduler as scheduler
+
+    from personalize_export import DatasetExportSchedule
+
+    for index in range(count):
+        DatasetExportSchedule(
+            stack,
+            f"Schedule{index}",
+            dataset_arn=DATASET_ARN,
+            schedule=scheduler.ScheduleExpression.cron(hour="2", minute="0"),
         )
 
 
@@ -111,6 +168,10 @@ LAYOUTS: dict[str, Callable[[cdk.Stack, int], None]] = {
     "own": add_own_bucket_exports,
     "shared": add_shared_bucket_exports,
     "lean": add_lean_exports,
+    "longwait": add_long_wait_exports,
+    "nowait": add_no_wait_exports,
+    "schedshared": add_shared_bucket_schedules,
+    "schedown": add_own_bucket_schedules,
 }
 
 

@@ -26,7 +26,28 @@ EXPECTED_ROWS = (
     "Handler cold import",
     "Worst delay, job ACTIVE -> deploy knows",
     "Job of 1 min",
+    "Lambda functions, 1 / 2 long-wait exports",
+    "State machines, 1 / 2 long-wait exports",
+    "Lambda functions, 1 / 2 schedules",
+    "State machines, 1 / 2 schedules",
+    "Template bytes per extra export, long wait",
+    "Template bytes per extra export, no wait",
+    "Template bytes per extra schedule, schedules into one shared bucket",
+    "Per hour waiting, timeout <= 55 min",
+    "Per hour waiting, timeout > 55 min",
+    "Per hour waiting, wait_for_completion=False",
+    "Per hour waiting, schedule run",
+    "Delay after ACTIVE, timeout <= 55 min",
+    "Delay after ACTIVE, timeout > 55 min",
 )
+# Counts read from the templates, not timed: they do not depend on the machine.
+PER_HOUR = {
+    # Lambda calls / state transitions / Describe calls per hour of waiting, for one export.
+    "Per hour waiting, timeout <= 55 min": "240 / 360 / 180",
+    "Per hour waiting, timeout > 55 min": "0 / 240 / 60",
+    "Per hour waiting, wait_for_completion=False": "0 / 240 / 60",
+    "Per hour waiting, schedule run": "0 / 240 / 60",
+}
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -58,6 +79,23 @@ def test_tiny_benchmark_writes_the_table(tmp_path: Path) -> None:
         assert NUMBER.search(result), f"no number in the result of {label!r}: {result!r}"
         assert all(float(n) >= 0 for n in NUMBER.findall(result))
         assert met in {"yes", "**no**", "-"}, f"{label!r}: {met!r}"
-    for section in ("## Synth wall time", "## Template size", "## Handler asset", "## Polling"):
+    sections = (
+        "## Synth wall time",
+        "## Template size",
+        "## Handler asset",
+        "## Polling",
+        "## Wait modes",
+    )
+    for section in sections:
         assert section in markdown
+    results = {label: result for label, result, _target, _met in rows}
+    for prefix, expected in PER_HOUR.items():
+        (result,) = [value for label, value in results.items() if label.startswith(prefix)]
+        assert result == expected, (prefix, result)
+    for label, result in results.items():
+        if label.startswith("Delay after ACTIVE, timeout <= 55 min"):
+            assert result == "<= 30 s / <= 60 s", result
+    for label, _result, _target, met in rows:
+        if label.startswith(("Lambda functions", "State machines")):
+            assert met == "yes", label
     assert "## Targets not met, or met narrowly" in markdown

@@ -218,3 +218,47 @@ def test_an_unsignalled_wait_condition_times_out_in_virtual_time(tmp_path: Path)
     assert not result.ok
     assert result.reason() == "WaitCondition timed out. Received 0 conditions when expecting 1"
     assert deployment.harness.clock.time() - started == 43200
+
+
+def test_a_first_demo_deploy_rides_out_a_30_s_iam_lag_through_the_real_framework(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    """Issue 12 through the harness: every role and policy the stack creates is unusable for 30 s
+    (by the handler and by Personalize); the deploy succeeds with at most one extra job."""
+    standin.iam_lag_seconds = 30
+    app = new_app(tmp_path / "cdk.out")
+    demo_app.build(app)
+    deployment = HarnessDeployment(
+        Path(app.synth().directory), "PersonalizeExportDemo", standin=standin
+    )
+
+    outputs = deployment.deploy()
+
+    assert standin.caller_role_arn and "handlerrole" in standin.caller_role_arn.lower()
+    assert len(standin.jobs) <= 2
+    active = [job for job in standin.jobs.values() if job.status == ACTIVE]
+    assert [job.dataset_export_job_arn for job in active] == [
+        value for key, value in outputs.items() if key.startswith("ExportJobArn")
+    ]
+    refused = [
+        a for a in standin.answers(HANDLER_ACCESS_KEY) if a.endswith("AccessDeniedException")
+    ]
+    assert refused, "the lag was never felt"
+
+
+def test_a_first_demo_deploy_under_a_10_minute_lag_fails_naming_the_role(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    standin.iam_lag_seconds = 600
+    app = new_app(tmp_path / "cdk.out")
+    demo_app.build(app)
+    deployment = HarnessDeployment(
+        Path(app.synth().directory), "PersonalizeExportDemo", standin=standin
+    )
+
+    result = deployment.create_stack()
+
+    assert not result.ok
+    assert "AccessDeniedException" in result.reason()
+    assert "personalizeexportdemo-exportservicerole" in result.reason()
+    assert "No export job was started" in result.reason()

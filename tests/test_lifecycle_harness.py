@@ -14,18 +14,16 @@ from typing import Any
 import pytest
 from conftest import HANDLER_ACCESS_KEY
 from harness.cloudformation import HarnessDeployment
-from personalize_standin import ACTIVE, PersonalizeStandIn
+from personalize_standin import PersonalizeStandIn
 from test_lifecycle import (
     SCENARIOS,
     STACK,
     Scenario,
     Synth,
     World,
-    check_physical_id,
+    check_scenario,
     synth,
 )
-
-from personalize_export.runtime.export_job.contract import Attr
 
 __all__ = ["synth"]  # the module-scoped fixture, shared with test_lifecycle
 
@@ -53,15 +51,4 @@ def world(standin: PersonalizeStandIn, synth: Synth) -> Iterator[World]:
 def test_scenario_through_the_real_framework(world: World, scenario: Scenario) -> None:
     world.faults = scenario.faults
     outcome = scenario.event(world)
-
-    assert outcome.status == scenario.outcome, outcome.reason
-    assert tuple(world.standin.answers(HANDLER_ACCESS_KEY)) == scenario.calls
-    assert len(world.standin.jobs) == scenario.jobs
-    for fragment in scenario.reason:
-        assert fragment in outcome.reason
-    check_physical_id(world, outcome, scenario.physical_id)
-    if outcome.ok and scenario.data:
-        assert outcome.data[Attr.JOB_ARN] == outcome.physical_id
-        assert outcome.data[Attr.STATUS] == ACTIVE
-    else:
-        assert outcome.data == {}
+    check_scenario(world, scenario, outcome, world.standin.answers(HANDLER_ACCESS_KEY))

@@ -11,7 +11,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from conftest import HANDLER_ACCESS_KEY, new_app, template_of
+from conftest import HANDLER_ACCESS_KEY, DeploymentFactory, new_app, template_of
 from deploy_sim import read_template
 from harness.cloudformation import HarnessDeployment, StackResult
 from personalize_standin import ACTIVE, FAILED, PersonalizeStandIn
@@ -306,12 +306,12 @@ def custom_resource(deployment: HarnessDeployment) -> str:
         for key, resource in deployment.template["Resources"].items()
         if resource["Type"] == RESOURCE_TYPE
     ]
-    return key
+    return str(key)
 
 
 def output_key(deployment: HarnessDeployment, fragment: str) -> str:
     (key,) = [key for key in deployment.template["Outputs"] if fragment in key]
-    return key
+    return str(key)
 
 
 def test_the_event_detail_uses_personalize_s_field_names(
@@ -333,3 +333,24 @@ def test_the_event_detail_uses_personalize_s_field_names(
         "scheduledTime",
     }
     assert json.dumps(event["detail"]["stackId"]).startswith('"arn:aws:cloudformation:')
+
+
+def test_every_started_job_is_handed_to_the_poller_once_with_what_the_event_needs(
+    tmp_path: Path, standin: PersonalizeStandIn, deployment_of: DeploymentFactory
+) -> None:
+    """In the deploy simulation the stand-in records StartExecution (no interpreter runs)."""
+    app = new_app(tmp_path / "sim.out")
+    waits(0.5)(cdk.Stack(app, STACK))
+    deployment = deployment_of(app, STACK)
+    with deployment.handler() as handler:
+        deployment.deploy(handler)
+
+    (job_arn,) = standin.jobs
+    (execution,) = standin.executions
+    poll = json.loads(execution["input"])
+    assert execution["name"] == job_arn.rsplit("/", 1)[-1]
+    assert poll["Job"]["JobArn"] == job_arn
+    assert poll["Event"]["ConstructPath"] == f"{STACK}/Export"
+    assert poll["Event"]["EventBusName"] == "default"
+    assert poll["Handle"] == ""  # the custom resource waits itself: nothing to signal
+    assert "personalizeexportpollerstatemachine" in str(execution["stateMachineArn"])

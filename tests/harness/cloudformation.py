@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import botocore.endpoint
@@ -42,6 +42,7 @@ import certifi
 from deploy_sim import (
     ACCOUNT,
     CREATE_FAILED_MARKER,
+    IAM_KINDS,
     REGION,
     DeployFailedError,
     Deployment,
@@ -70,7 +71,6 @@ WAIT_CONDITION = "AWS::CloudFormation::WaitCondition"
 WAIT_FAILED = "WaitCondition received failed message: '{reason}' for uniqueId: {unique_id}"
 WAIT_TIMED_OUT = "WaitCondition timed out. Received {received} conditions when expecting {count}"
 SSM_PARAMETER = "AWS::SSM::Parameter"
-IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::S3::BucketPolicy", "AWS::KMS::Key")
 
 
 class Harness:
@@ -161,10 +161,10 @@ class HarnessDeployment(Deployment):
         self.harness = Harness.get()
         self.harness.step_functions.stop_all_executions()
         self._first_event = len(self.harness.step_functions.events)
-        super().__init__(assembly_dir, stack_name, clock or FakeClock())
+        super().__init__(assembly_dir, stack_name, _OnTheHarnessClock(self.harness.clock))
         self.standin = standin
         if standin is not None:
-            standin.clock = self.harness.clock.time  # IAM's lag is measured in virtual time
+            self.watch_iam(standin)  # IAM's lag, measured in virtual time
         # The handler runs in this process: its hand-over to the poller reaches moto.
         os.environ["AWS_ENDPOINT_URL_SFN"] = self.harness.sfn_endpoint.endpoint_url
         self.unique = f"{stack_name[:12]}-{next(_DEPLOYMENTS)}"
@@ -209,28 +209,8 @@ class HarnessDeployment(Deployment):
             self._put_parameter(logical_id, resource["Properties"])
         else:
             self._ref(logical_id)
-        if kind in IAM_TYPES:
-            self.iam_changed(logical_id)
-
-    def iam_changed(self, logical_id: str) -> None:
-        """Tell the stand-in which role, bucket or key an IAM change touched, and when."""
-        if self.standin is None or not hasattr(self.standin, "iam_changed"):
-            return
-        for arn in self.iam_arns(logical_id):
-            self.standin.iam_changed(arn, self.now)
-
-    def iam_arns(self, logical_id: str) -> list[str]:
-        resource = self.template["Resources"][logical_id]
-        properties = resource.get("Properties", {})
-        kind = resource["Type"]
-        if kind == "AWS::IAM::Role":
-            return [str(self._get_att([logical_id, "Arn"]))]
-        if kind == "AWS::IAM::Policy":
-            roles = [self.resolve(role) for role in properties.get("Roles", [])]
-            return [f"arn:aws:iam::{ACCOUNT}:role/{role}" for role in roles]
-        if kind == "AWS::S3::BucketPolicy":
-            return [f"arn:aws:s3:::{self.resolve(properties['Bucket'])}"]
-        return [str(self._get_att([logical_id, "Arn"]))]
+        if kind in IAM_KINDS and self.iam is not None:
+            self._announce(self._iam_arns(logical_id))  # the stand-in learns IAM's lag
 
     def _deploy_function(self, logical_id: str, properties: dict[str, Any]) -> None:
         runtime = str(properties.get("Runtime", ""))
@@ -372,7 +352,7 @@ class HarnessDeployment(Deployment):
             properties = self.resolve(resource["Properties"])
             bus = str(properties.get("EventBusName") or "default").rsplit("/", 1)[-1]
             pattern = EventPattern.load(json.dumps(properties["EventPattern"]))
-            if bus == event["event-bus-name"] and pattern.matches_event(event):
+            if bus == event["event-bus-name"] and pattern.matches_event(cast(Any, event)):
                 matching.append(key)
         return matching
 
@@ -670,6 +650,23 @@ def _states(machine: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for key in ("ItemProcessor", "Iterator"):
             if isinstance(state.get(key), dict):
                 yield from _states(state[key])
+
+
+class _OnTheHarnessClock(FakeClock):
+    """deploy_sim's clock, reading the harness's virtual time (which only the harness moves)."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+
+    @property
+    def now(self) -> float:  # type: ignore[override]
+        return self._clock.time()
+
+    def time(self) -> float:
+        return self._clock.time()
+
+    def advance(self, seconds: float) -> None:
+        raise AssertionError("virtual time moves only when every party of the deploy waits")
 
 
 class _NoBackOff:

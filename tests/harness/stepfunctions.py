@@ -221,7 +221,8 @@ class StepFunctions:
         """One SFN API call in the wire's JSON shape (member names are boto3's parameters)."""
         if operation == "StartExecution" and not body.get("name"):
             body = {**body, "name": str(uuid.uuid4())}
-        answer = self.client._make_api_call(operation, body)
+        # The generic call botocore makes for every operation: the wire's members are its names.
+        answer = cast(Any, self.client)._make_api_call(operation, body)
         answer.pop("ResponseMetadata", None)
         return cast(dict[str, Any], answer)
 
@@ -236,7 +237,7 @@ class StepFunctions:
         pages = self.client.get_paginator("list_executions").paginate(
             stateMachineArn=state_machine_arn
         )
-        return [execution for page in pages for execution in page["executions"]]
+        return [dict(execution) for page in pages for execution in page["executions"]]
 
     def describe_execution(self, execution_arn: str) -> dict[str, Any]:
         return dict(self.client.describe_execution(executionArn=execution_arn))
