@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import re
 import sys
 import time
@@ -138,9 +139,16 @@ def stringify(value: Any) -> Any:
 
 @contextmanager
 def asset_handler(
-    asset_dir: Path, on_event: str, is_complete: str, clock: FakeClock
+    asset_dir: Path,
+    on_event: str,
+    is_complete: str,
+    clock: FakeClock,
+    environment: Mapping[str, str] | None = None,
 ) -> Iterator[Handler]:
-    """Import the handler as Lambda does: the asset's root on sys.path, entry points by name."""
+    """Import the handler as Lambda does: the asset's root on sys.path, entry points by name,
+    the function's Environment in os.environ."""
+    saved_environment = {key: os.environ.get(key) for key in environment or {}}
+    os.environ.update(environment or {})
     package = on_event.split(".")[0]
     saved = {name: mod for name, mod in sys.modules.items() if name.split(".")[0] == package}
     for name in saved:
@@ -163,6 +171,11 @@ def asset_handler(
         for name in [n for n in sys.modules if n.split(".")[0] == package]:
             del sys.modules[name]
         sys.modules.update(saved)
+        for key, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _entry(dotted: str) -> Callable[[dict[str, Any], object], dict[str, Any]]:
@@ -222,7 +235,13 @@ class Deployment:
             on_event["Properties"]["Handler"],
             is_complete["Properties"]["Handler"],
             self.clock,
+            environment=self._environment(on_event),
         )
+
+    def _environment(self, function: Template) -> dict[str, str]:
+        """A function's Environment, resolved, as Lambda sets it."""
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        return {key: str(self.resolve(value)) for key, value in variables.items()}
 
     def _user_function(self, variable: str) -> Template:
         """Our function, found through the framework function that calls it."""
@@ -263,8 +282,17 @@ class Deployment:
         changed = sorted(set(arns))
         for arn in changed:
             self.iam.iam_changed(arn, self.clock.time())
-        self.iam.caller_role_arn = self.handler_role_arn()
+        if self._has_provider():
+            self.iam.caller_role_arn = self.handler_role_arn()
         return changed
+
+    def _has_provider(self) -> bool:
+        """Whether the stack has our Provider (a stack of schedules only has none)."""
+        try:
+            self._user_function_id("USER_ON_EVENT_FUNCTION_ARN")
+        except AssertionError:
+            return False
+        return True
 
     def handler_role_arn(self) -> str:
         """The role the Provider's user functions (onEvent, isComplete) run as."""

@@ -182,6 +182,7 @@ class DatasetExportJob(Construct, CompletionEvents):
 
         provider = ExportJobProvider.of(self)
         self.poller = ExportPoller.of(self)
+        provider.hand_jobs_to(self.poller.state_machine_arn)
         self._allow_handler(provider, job_name, tagging=bool(tags))
         properties = self._properties(job_name, tags, run_id)
         handle = self._wait_handle(properties) if self.wait_mode == WaitMode.CONDITION else None
@@ -379,7 +380,6 @@ class DatasetExportJob(Construct, CompletionEvents):
             Prop.OUTPUT_PATH: self.destination,
             Prop.JOB_NAME_PREFIX: self._job_name_prefix,
             Prop.TIMEOUT_SECONDS: self._timeout_property(),
-            Prop.POLLER_ARN: self.poller.state_machine_arn,
             Prop.CONSTRUCT_PATH: self.node.path,
         }
         optional: dict[str, object | None] = {

@@ -17,6 +17,7 @@ from personalize_export.runtime.export_job.contract import (
     CLOUDFORMATION_MAX_WAIT_SECONDS,
     IS_COMPLETE_ENTRY,
     ON_EVENT_ENTRY,
+    POLLER_ARN_ENV,
 )
 
 PROVIDER_ID = "PersonalizeExportProvider"
@@ -96,6 +97,11 @@ class ExportJobProvider(Construct):
             user_handlers=[self.on_event_function, self.is_complete_function],
             framework_roles=[on_event_role, waiter_role],
         )
+
+    def hand_jobs_to(self, poller_arn: str) -> None:
+        """Tell the handler which state machine watches its jobs (the stack's export poller)."""
+        for function in (self.on_event_function, self.is_complete_function):
+            function.add_environment(POLLER_ARN_ENV, poller_arn)
 
     @property
     def service_token(self) -> str:

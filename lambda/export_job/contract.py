@@ -14,6 +14,9 @@ RESULT_RESOURCE_TYPE: Final = "Custom::PersonalizeDatasetExportResult"
 ON_EVENT_ENTRY: Final = "export_job.handler.on_event"
 IS_COMPLETE_ENTRY: Final = "export_job.handler.is_complete"
 SIGNAL_ENTRY: Final = "export_job.signal.send"
+# The handler functions' environment: the stack's export poller (one per stack, so it rides in
+# the functions' environment rather than in every export's properties).
+POLLER_ARN_ENV: Final = "PERSONALIZE_EXPORT_POLLER_ARN"
 
 
 class Prop:
@@ -32,7 +35,6 @@ class Prop:
     # How the deploy waits (WaitMode), and what watches the job to its end for the event.
     WAIT_MODE: Final = "WaitMode"
     WAIT_HANDLE: Final = "WaitHandle"
-    POLLER_ARN: Final = "PollerArn"
     EVENT_BUS_NAME: Final = "EventBusName"
     CONSTRUCT_PATH: Final = "ConstructPath"
 

@@ -37,7 +37,6 @@ from .contract import (
     SETTLING_FIELD,
     STARTED_FIELD,
     Attr,
-    Prop,
     WaitMode,
 )
 from .request import (
@@ -324,7 +323,7 @@ def hand_over(event: Event, request: ExportRequest, job_arn: str) -> None:
             raise ExportJobError(
                 f"Export job {job_arn} was started, but the export poller that waits for its end "
                 f"could not be started: {error}. Check the handler role's states:StartExecution "
-                f"permission on {event['ResourceProperties'].get(Prop.POLLER_ARN)}.",
+                f"permission on {watch.poller_arn()}.",
                 job_arn,
             ) from error
         print(json.dumps({"jobArn": job_arn, "notWatched": str(error)}), flush=True)

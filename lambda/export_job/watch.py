@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .contract import (
     LONG_POLL_SECONDS,
     MAX_LONG_TIMEOUT_SECONDS,
+    POLLER_ARN_ENV,
     STARTED_FIELD,
     WAIT_CONDITION_MARGIN_SECONDS,
     WATCH_AFTER_DEADLINE_SECONDS,
@@ -66,7 +68,7 @@ def ensure_watched(event: Event, request: ExportRequest, job_arn: str) -> str:
     is success. Any other refusal raises WatchError for the caller to weigh.
     """
     properties = event["ResourceProperties"]
-    poller = str(properties.get(Prop.POLLER_ARN) or "")
+    poller = poller_arn()
     if not poller:
         return "NOT WATCHED (no poller)"
     try:
@@ -83,6 +85,10 @@ def ensure_watched(event: Event, request: ExportRequest, job_arn: str) -> str:
     except BotoCoreError as error:
         raise WatchError(str(error)) from error
     return "WATCHED"
+
+
+def poller_arn() -> str:
+    return os.environ.get(POLLER_ARN_ENV, "")
 
 
 def execution_name(job_arn: str, handle: str) -> str:

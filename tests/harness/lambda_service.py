@@ -103,13 +103,9 @@ class PythonFunction:
                 module.time = ClockModule(clock, time)  # type: ignore[attr-defined]
 
     def invoke(self, event: Payload) -> Payload:
-        # In-process functions share os.environ: a function's Environment is applied when it
-        # runs, and two functions wanting different values for one variable are refused.
-        for key, value in self.spec.environment.items():
-            if os.environ.setdefault(key, value) != value:
-                raise ValueError(
-                    f"{self.spec.name}: Environment {key} clashes with another function"
-                )
+        # In-process functions share os.environ: a function's Environment is set when it runs
+        # (one deployment's functions agree on their values; deployments run one at a time).
+        os.environ.update(self.spec.environment)
         try:
             return self.entry(json.loads(json.dumps(event)), LambdaContext(self.spec))
         except Exception as error:
