@@ -13,7 +13,7 @@ import aws_cdk as cdk
 import pytest
 from conftest import HANDLER_ACCESS_KEY, DeploymentFactory, new_app, template_of
 from deploy_sim import read_template
-from harness.cloudformation import HarnessDeployment, StackResult
+from harness.cloudformation import Harness, HarnessDeployment, StackResult
 from personalize_standin import ACTIVE, FAILED, PersonalizeStandIn
 
 from personalize_export import DatasetExportJob
@@ -354,3 +354,25 @@ def test_every_started_job_is_handed_to_the_poller_once_with_what_the_event_need
     assert poll["Event"]["EventBusName"] == "default"
     assert poll["Handle"] == ""  # the custom resource waits itself: nothing to signal
     assert "personalizeexportpollerstatemachine" in str(execution["stateMachineArn"])
+
+
+def test_a_signal_to_a_gone_wait_condition_is_logged_and_fails_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Stack deleted or deploy cancelled during a long wait: the handle's URL answers an error."""
+    from personalize_export.runtime.export_job import signal
+
+    responses = Harness.get().responses
+    gone = f"https://{responses.host}/waitcondition/deleted-stack/0?X-Amz-Signature=x"
+    state: dict[str, Any] = {
+        "Job": {"JobArn": "arn:aws:personalize:us-east-1:1:dataset-export-job/j"},
+        "Handle": gone,
+        "Describe": {"Job": {"Status": ACTIVE}},
+    }
+
+    answer = signal.send({"Outcome": "Ended", "State": state})
+
+    assert answer == {"Status": "SUCCESS", "Answered": 403}
+    assert '"answered": 403' in capsys.readouterr().out
+    unreachable = {**state, "Handle": "http://127.0.0.1:9/waitcondition/x"}
+    assert signal.send({"Outcome": "Ended", "State": unreachable})["Answered"] == 0
