@@ -70,6 +70,24 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[PersonalizeStandIn]:
 
 
 DeploymentFactory = Callable[[cdk.App, str], Deployment]
+Synth = Callable[..., Path]
+
+
+def cached_synth(
+    tmp_path_factory: pytest.TempPathFactory, build: Callable[[cdk.App, dict[str, Any]], None]
+) -> Synth:
+    """Synthesize each variant of an app (its build options) once, for a module-scoped fixture."""
+    assemblies: dict[str, Path] = {}
+
+    def synthesize(**options: Any) -> Path:
+        key = json.dumps(options, sort_keys=True)
+        if key not in assemblies:
+            app = new_app(tmp_path_factory.mktemp("cdk.out"))
+            build(app, options)
+            assemblies[key] = Path(app.synth().directory)
+        return assemblies[key]
+
+    return synthesize
 
 
 @pytest.fixture

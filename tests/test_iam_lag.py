@@ -16,7 +16,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_kms as kms
-from conftest import DeploymentFactory, new_app
+from conftest import DeploymentFactory, Synth, cached_synth, new_app
 from deploy_sim import DeployFailedError, Deployment, FakeClock, Handler, Outcome, read_template
 from personalize_standin import ACTIVE, FAILED, PersonalizeStandIn
 
@@ -273,22 +273,9 @@ def build(app: cdk.App, options: dict[str, Any]) -> None:
     )
 
 
-Synth = Callable[..., Path]
-
-
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    assemblies: dict[str, Path] = {}
-
-    def synthesize(**options: Any) -> Path:
-        key = json.dumps(options, sort_keys=True)
-        if key not in assemblies:
-            app = new_app(tmp_path_factory.mktemp("cdk.out"))
-            build(app, options)
-            assemblies[key] = Path(app.synth().directory)
-        return assemblies[key]
-
-    return synthesize
+    return cached_synth(tmp_path_factory, build)
 
 
 class Stack:

@@ -20,7 +20,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from conftest import new_app
+from conftest import Synth, cached_synth, new_app
 from deploy_sim import (
     CREATE_FAILED_MARKER,
     Deployment,
@@ -82,24 +82,13 @@ def build(app: cdk.App, options: Options) -> None:
     )
 
 
-Synth = Callable[..., Path]
 Faults = Callable[[PersonalizeStandIn], None]
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Synthesize each variant of the app once per module (what deployment_of does, cached)."""
-    assemblies: dict[str, Path] = {}
-
-    def synthesize(**options: Any) -> Path:
-        key = json.dumps(options, sort_keys=True)
-        if key not in assemblies:
-            app = new_app(tmp_path_factory.mktemp("cdk.out"))
-            build(app, options)
-            assemblies[key] = Path(app.synth().directory)
-        return assemblies[key]
-
-    return synthesize
+    return cached_synth(tmp_path_factory, build)
 
 
 @dataclass

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import HANDLER_ACCESS_KEY
+from conftest import HANDLER_ACCESS_KEY, Synth
 from harness.cloudformation import HarnessDeployment
 from personalize_standin import PersonalizeStandIn
 from test_lifecycle import (
     SCENARIOS,
     STACK,
     Scenario,
-    Synth,
     World,
     check_scenario,
     synth,

@@ -56,6 +56,15 @@ class CompletionEvents:
 
     _completion_bus: events.IEventBus | None
 
+    @property
+    def _completion_bus_arn(self) -> str:
+        """The bus the poller may put this construct's events on (the default bus if none)."""
+        if self._completion_bus is not None:
+            return self._completion_bus.event_bus_arn
+        assert isinstance(self, Construct)
+        stack = Stack.of(self)
+        return f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
+
     def on_completion(
         self,
         construct_id: str,

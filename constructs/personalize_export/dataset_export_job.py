@@ -333,14 +333,7 @@ class DatasetExportJob(Construct, CompletionEvents):
             acknowledge_tagging(role)
         self._export_destination.grant_pass_role(role)
         self.poller.grant_start(role)
-        self.poller.grant_publish(self._bus_arn)
-
-    @property
-    def _bus_arn(self) -> str:
-        if self._completion_bus is not None:
-            return self._completion_bus.event_bus_arn
-        stack = Stack.of(self)
-        return f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
+        self.poller.grant_publish(self._completion_bus_arn)
 
     @property
     def _job_name_prefix(self) -> str:

@@ -220,7 +220,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         state_machine = self.poller.state_machine
         self._export_destination.grant_pass_role(state_machine)
         self.poller.grant_latest(self._latest_arn)
-        self.poller.grant_publish(self._bus_arn)
+        self.poller.grant_publish(self._completion_bus_arn)
         if tagging:
             # Identical statements are rendered once, however many schedules set tags; the
             # poller acknowledges Resource '*' on its role, TagResource included.
@@ -236,13 +236,6 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${Name}",
             {"Name": self.latest_parameter.parameter_name},
         )
-
-    @property
-    def _bus_arn(self) -> str:
-        if self._completion_bus is not None:
-            return self._completion_bus.event_bus_arn
-        stack = Stack.of(self)
-        return f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
 
     def _run_input(self, tags: Mapping[str, str] | None) -> dict[str, Any]:
         """The poller's input for every run; Scheduler fills in the scheduled time."""

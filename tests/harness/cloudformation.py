@@ -154,7 +154,6 @@ class HarnessDeployment(Deployment):
         self,
         assembly_dir: Path,
         stack_name: str,
-        clock: FakeClock | None = None,
         *,
         standin: PersonalizeStandIn | None = None,
     ) -> None:

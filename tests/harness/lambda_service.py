@@ -327,11 +327,6 @@ class LambdaService:
         with self._lock:
             self.invocations.append(invocation)
 
-    def invocations_of(self, name_or_arn: str) -> list[Invocation]:
-        name = name_or_arn.split(":function:")[-1]
-        with self._lock:
-            return [call for call in self.invocations if call.function == name]
-
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[Invocation]]:
         """The invocations made inside the block."""
