@@ -365,3 +365,27 @@ def test_grant_read_gives_exactly_the_exported_objects(stack: cdk.Stack) -> None
 def test_output_prefix_defaults_to_the_construct_path(stack: cdk.Stack, prefix: str | None) -> None:
     job = DatasetExportJob(stack, "Export", dataset_arn=DATASET, output_prefix=prefix)
     assert job.output_prefix == ("TestStack/Export/" if prefix is None else "given/")
+
+
+def test_the_poller_may_put_events_only_on_the_buses_its_exports_name(stack: cdk.Stack) -> None:
+    """README: "The poller may put events only on the buses its exports name"."""
+    bus = cdk.aws_events.EventBus(stack, "Bus")
+    DatasetExportJob(stack, "OnBus", dataset_arn=DATASET, event_bus=bus)
+    DatasetExportJob(stack, "OnDefault", dataset_arn=DATASET.replace("INTERACTIONS", "ITEMS"))
+    template = template_of(stack)
+    poller_policies = [
+        policy["Properties"]["PolicyDocument"]["Statement"]
+        for key, policy in resources(template, "AWS::IAM::Policy").items()
+        if "PersonalizeExportPoller" in key
+    ]
+    put_events = [
+        statement["Resource"]
+        for statements in poller_policies
+        for statement in statements
+        if "events:PutEvents" in actions_of(statement)
+    ]
+    (granted,) = put_events
+    rendered = json.dumps(granted)
+    assert len(granted) == 2
+    assert only_key(template, "AWS::Events::EventBus", "Bus") in rendered
+    assert ":event-bus/default" in rendered
