@@ -380,6 +380,13 @@ class _Fault:
 
 
 @dataclass(frozen=True)
+class _Window:
+    start: float
+    until: float
+    fault: _Fault
+
+
+@dataclass(frozen=True)
 class _Outcome:
     final_status: str | None
     failure_reason: str | None = None
@@ -424,6 +431,7 @@ class PersonalizeStandIn:
         self.jobs: dict[str, ExportJob] = {}
         self.datasets: set[str] | None = None
         self._faults: list[_Fault] = []
+        self._windows: list[_Window] = []
         self._outcomes: list[_Outcome] = []
         # Service limits under load: at most this many jobs in progress per account and region
         # (LimitExceededException beyond; None: no limit), and every n-th request of any kind
@@ -544,6 +552,23 @@ class PersonalizeStandIn:
         code = SERVER_ERROR_CODES.get(status, "InternalFailure")
         self.inject_error(code, status=status, count=count, operation=operation, message=code)
 
+    def fail_for(
+        self,
+        seconds: float,
+        code: str = "ThrottlingException",
+        *,
+        operation: str | None = None,
+        status: int = 400,
+        message: str = "Rate exceeded",
+        starting_in: float = 0.0,
+    ) -> None:
+        """Fail every matching call for `seconds`, `starting_in` seconds from now by the
+        stand-in's clock (a storm)."""
+        start = self.now() + starting_in
+        window = _Window(start, start + seconds, _Fault(code, status, message, operation, False))
+        with self._lock:
+            self._windows.append(window)
+
     def drop_connection_next(
         self, count: int = 1, operation: str | None = None, *, take_effect: bool = False
     ) -> None:
@@ -615,6 +640,7 @@ class PersonalizeStandIn:
         """Drop every pending injected error and job outcome."""
         with self._lock:
             self._faults.clear()
+            self._windows.clear()
             self._outcomes.clear()
 
     def handle(self, target: str, raw_body: bytes, caller: str = "") -> Reply:
@@ -680,6 +706,10 @@ class PersonalizeStandIn:
         for index, fault in enumerate(self._faults):
             if fault.matches(operation):
                 return self._faults.pop(index)
+        now = self.now()
+        for window in self._windows:
+            if window.start <= now < window.until and window.fault.matches(operation):
+                return window.fault
         return None
 
     def now(self) -> float:

@@ -37,8 +37,9 @@ from aws_cdk.assertions import Annotations, Match
 from conftest import new_app
 from constructs import Construct
 from deploy_sim import REGION
-from harness.cloudformation import HarnessDeployment, moto_readable
+from harness.cloudformation import HarnessDeployment
 from harness.scheduler import Invocation, ScheduleDisabledError, Scheduler, scheduled_times
+from harness.stepfunctions import moto_readable
 from iam_reference import check_template
 from personalize_standin import ACTIVE, FAILED, PersonalizeStandIn
 from test_security import CFN_LINT_IGNORED, _cfn_lint, acknowledgments

@@ -21,6 +21,8 @@ Input fields (contract.Poll):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jsii
 from aws_cdk import Duration, IStableListProducer, Lazy, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -41,20 +43,76 @@ from personalize_export.runtime.export_job.contract import (
 )
 
 POLLER_ID = "PersonalizeExportPoller"
-# Errors Personalize answers that pass with time (named as Step Functions names them).
-TRANSIENT_ERRORS = [
-    "Personalize.ThrottlingException",
-    "Personalize.ServiceUnavailableException",
-    "Personalize.InternalFailureException",
-    "Personalize.InternalServerErrorException",
-    "Personalize.ResourceInUseException",
-    "Personalize.LimitExceededException",
-    sfn.Errors.TIMEOUT,
-]
 DISCARD = sfn.JsonPath.DISCARD
 # A job of this name exists: a scheduled run's job was started by an earlier invocation.
 ALREADY_EXISTS = "Personalize.ResourceAlreadyExistsException"
+# Errors time can't mend: the operation's own modelled errors for a bad request or a missing
+# resource. Step Functions names an error <Service>.<Name> only when the API model declares it
+# for the operation; every other one (throttling, 5xx, AccessDenied) arrives as
+# Personalize.PersonalizeException with the code only in the Cause, or, should AWS ever name it by
+# its code, as that: so everything else is retried until the budget is spent.
+DESCRIBE_FATAL_ERRORS = [
+    "Personalize.InvalidInputException",
+    "Personalize.ResourceNotFoundException",
+]
+CREATE_FATAL_ERRORS = [
+    ALREADY_EXISTS,
+    "Personalize.InvalidInputException",
+    "Personalize.ResourceNotFoundException",
+    "Personalize.TooManyTagsException",
+]
+# The role the execution runs as (the context object), named in failure reasons.
+EXECUTION_ROLE_PATH = "$$.Execution.RoleArn"
 JOB_ARNS = "arn:{partition}:personalize:{region}:{account}:dataset-export-job/*"
+# The first hour, and all the while a deploy waits, the poller looks every LONG_POLL_SECONDS;
+# after that it looks every SLOW_POLL_SECONDS, so that a 12-hour wait plus a day's watch stays
+# far below Step Functions' 25,000 history events per execution.
+FAST_POLLS = 3600 // LONG_POLL_SECONDS
+SLOW_POLL_SECONDS = 300
+SLOW_POLL_STEP = SLOW_POLL_SECONDS // LONG_POLL_SECONDS
+# A completion event EventBridge rejects (FailedEntryCount > 0) is sent again this many times in
+# all, PUBLISH_RETRY_SECONDS apart; then the execution ends failed, naming the rejection.
+PUBLISH_TRIES = 4
+PUBLISH_RETRY_SECONDS = 30
+EVENT_NOT_PUBLISHED = "CompletionEventNotPublished"
+REJECTED_ENTRY = "EventBridge.FailedEntry"
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    """A task's Retry for every error but the fatal ones: interval, back-off and attempts."""
+
+    interval_seconds: int
+    backoff_rate: float
+    max_attempts: int
+    max_delay_seconds: int
+
+    def total_seconds(self) -> float:
+        """How long consecutive failures are retried before the task gives up."""
+        return sum(
+            min(self.interval_seconds * self.backoff_rate**attempt, self.max_delay_seconds)
+            for attempt in range(self.max_attempts)
+        )
+
+    def apply(self, task: sfn.TaskStateBase, fatal: list[str]) -> None:
+        task.add_retry(errors=fatal, max_attempts=0)
+        task.add_retry(
+            errors=[sfn.Errors.ALL],
+            interval=Duration.seconds(self.interval_seconds),
+            backoff_rate=self.backoff_rate,
+            max_attempts=self.max_attempts,
+            max_delay=Duration.seconds(self.max_delay_seconds),
+        )
+
+
+# A Describe rides out about 75 minutes of consecutive failures (an hour's storm included);
+# a Create about 80 (a busy dataset, the job limit, throttling).
+DESCRIBE_RETRY = RetryBudget(
+    interval_seconds=5, backoff_rate=2, max_attempts=20, max_delay_seconds=300
+)
+CREATE_RETRY = RetryBudget(
+    interval_seconds=60, backoff_rate=1.5, max_attempts=12, max_delay_seconds=600
+)
 
 
 class ExportPoller(Construct):
@@ -121,38 +179,71 @@ class ExportPoller(Construct):
 
     def _definition(self) -> sfn.IChainable:
         describe = self._describe()
-        wait = sfn.Wait(
-            self, "Wait", time=sfn.WaitTime.duration(Duration.seconds(LONG_POLL_SECONDS))
-        )
-        watch_on = self._count_poll().next(wait).next(describe)
+        fast = self._next_poll("", step=1, fast=True).next(describe)
+        slow = self._next_poll("Slow", step=SLOW_POLL_STEP, fast=False).next(describe)
         ended = self._ended()
         describe.next(
             sfn.Choice(self, "Ended?")
             .when(self._status_is(SUCCEEDED, FAILED), ended)
             .when(sfn.Condition.number_less_than_equals(Poll.WATCH_LEFT_PATH, 0), self._give_up())
-            .when(self._deadline_passed(), self._deadline(watch_on))
-            .otherwise(watch_on)
+            .when(self._deadline_passed(), self._deadline(fast))
+            .when(self._slow_down(), slow)
+            .otherwise(fast)
         )
         unreadable = self._signal_if_waited("Unreadable").next(
-            sfn.Fail(self, "CouldNotReadJob", error="ExportJobUnreadable")
+            sfn.Fail(
+                self,
+                "CouldNotReadJob",
+                error="ExportJobUnreadable",
+                cause_path=f"States.JsonToString({Poll.ERROR_PATH})",
+            )
         )
         describe.add_catch(unreadable, errors=[sfn.Errors.ALL], result_path=Poll.ERROR_PATH)
-        return self._create_if_asked(describe, ended)
+        budget = sfn.Pass(
+            self,
+            "PollBudget",
+            parameters={
+                "Left.$": Poll.POLLS_LEFT_PATH,
+                "WatchLeft.$": Poll.WATCH_LEFT_PATH,
+                "Fast": FAST_POLLS,
+            },
+            result_path=Poll.POLLS_PATH,
+        )
+        return budget.next(self._create_if_asked(describe, ended))
+
+    def _next_poll(self, kind: str, *, step: int, fast: bool) -> sfn.Chain:
+        """Count the poll (`step` minutes off both budgets; a fast one off the first hour's),
+        then wait for it."""
+        count = sfn.Pass(
+            self,
+            f"Count{kind}Poll",
+            parameters={
+                "Left.$": f"States.MathAdd({Poll.POLLS_LEFT_PATH}, -{step})",
+                "WatchLeft.$": f"States.MathAdd({Poll.WATCH_LEFT_PATH}, -{step})",
+                "Fast.$": f"States.MathAdd({Poll.FAST_POLLS_PATH}, -1)"
+                if fast
+                else Poll.FAST_POLLS_PATH,
+            },
+            result_path=Poll.POLLS_PATH,
+        )
+        seconds = LONG_POLL_SECONDS * step
+        wait = sfn.Wait(self, f"{kind}Wait", time=sfn.WaitTime.duration(Duration.seconds(seconds)))
+        return count.next(wait)
+
+    def _slow_down(self) -> sfn.Condition:
+        """Nobody waits (no deploy, or past its deadline) and the first hour has passed."""
+        return sfn.Condition.and_(
+            sfn.Condition.string_equals(Poll.HANDLE_PATH, ""),
+            sfn.Condition.number_less_than_equals(Poll.FAST_POLLS_PATH, 0),
+        )
 
     def _ended(self) -> sfn.IChainable:
-        """Publish the event, record the latest good export, then signal a waiting deploy."""
+        """Publish the event, record the latest good export, signal a waiting deploy, and end
+        failed if the event could not be published (the ExecutionsFailed metric tells)."""
         latest_done = sfn.Pass(self, "LatestRecorded")
-        latest_done.next(self._signal_if_waited("Ended"))
+        latest_done.next(self._signal_if_waited("Ended")).next(self._finish())
         record_latest = self._record_latest(latest_done)
-        publish = self._publish()
-        publish.next(record_latest)
-        publish.add_catch(
-            sfn.Pass(self, "PublishFailed", comment="Logged in the execution history").next(
-                record_latest
-            ),
-            errors=[sfn.Errors.ALL],
-            result_path=Poll.PUBLISH_ERROR_PATH,
-        )
+        budget = self._publish(record_latest)
         # Personalize leaves failureReason out of an ACTIVE job; the event always has it.
         with_reason = sfn.Pass(
             self,
@@ -166,13 +257,26 @@ class ExportPoller(Construct):
             parameters=_detail_parameters(None),
             result_path=Poll.DETAIL_PATH,
         )
-        with_reason.next(publish)
-        without_reason.next(publish)
+        with_reason.next(budget)
+        without_reason.next(budget)
         has_reason = sfn.Condition.is_present(f"{Poll.DESCRIBED_JOB_PATH}.FailureReason")
         return (
             sfn.Choice(self, "FailureReason?")
             .when(has_reason, with_reason)
             .otherwise(without_reason)
+        )
+
+    def _finish(self) -> sfn.Choice:
+        not_published = sfn.Fail(
+            self,
+            "EventNotPublished",
+            error=EVENT_NOT_PUBLISHED,
+            cause_path=f"States.JsonToString({Poll.EVENT_ERROR_PATH})",
+        )
+        return (
+            sfn.Choice(self, "EventPublished?")
+            .when(sfn.Condition.is_present(Poll.EVENT_ERROR_PATH), not_published)
+            .otherwise(sfn.Succeed(self, "Done"))
         )
 
     def _deadline(self, watch_on: sfn.IChainable) -> sfn.IChainable:
@@ -205,8 +309,10 @@ class ExportPoller(Construct):
             parameters={
                 "Job": {
                     "Status": FAILED,
-                    "FailureReason.$": "States.Format('Could not start export job {}: {}', "
-                    f"{Poll.JOB_ARN_PATH}, States.JsonToString({Poll.ERROR_PATH}))",
+                    "FailureReason.$": "States.Format('Could not start export job {}: {}. Check "
+                    "that the export poller role {} may call personalize:CreateDatasetExportJob "
+                    f"and pass the service role', {Poll.JOB_ARN_PATH}, "
+                    f"States.JsonToString({Poll.ERROR_PATH}), {EXECUTION_ROLE_PATH})",
                 }
             },
             result_path=Poll.DESCRIBE_PATH,
@@ -252,8 +358,8 @@ class ExportPoller(Construct):
         *,
         tagged: bool,
     ) -> sfn.IChainable:
-        """CreateDatasetExportJob from `Create`, retried while Personalize is busy, throttles or
-        is at its job limit (about 80 minutes in all); with Tags only when `Create` has them."""
+        """CreateDatasetExportJob from `Create`, retried (CREATE_RETRY) on every error but a bad
+        request or a missing dataset; with Tags only when `Create` has them."""
         tags = {"Tags.$": Poll.CREATE_TAGS_PATH} if tagged else {}
         create = tasks.CallAwsService(
             self,
@@ -265,13 +371,7 @@ class ExportPoller(Construct):
             parameters={**_create_parameters(), **tags},
             result_path=DISCARD,
         )
-        create.add_retry(
-            errors=TRANSIENT_ERRORS,
-            interval=Duration.minutes(1),
-            backoff_rate=1.5,
-            max_attempts=12,
-            max_delay=Duration.minutes(10),
-        )
+        CREATE_RETRY.apply(create, CREATE_FATAL_ERRORS)
         create.add_catch(already_started, errors=[ALREADY_EXISTS], result_path=Poll.ERROR_PATH)
         create.add_catch(not_started, errors=[sfn.Errors.ALL], result_path=Poll.ERROR_PATH)
         return create.next(describe)
@@ -343,13 +443,7 @@ class ExportPoller(Construct):
             result_selector={"Job.$": "$.DatasetExportJob"},
             result_path=Poll.DESCRIBE_PATH,
         )
-        describe.add_retry(
-            errors=TRANSIENT_ERRORS,
-            interval=Duration.seconds(5),
-            backoff_rate=2,
-            max_attempts=8,
-            max_delay=Duration.minutes(5),
-        )
+        DESCRIBE_RETRY.apply(describe, DESCRIBE_FATAL_ERRORS)
         return describe
 
     def _status_is(self, *statuses: str) -> sfn.Condition:
@@ -363,22 +457,13 @@ class ExportPoller(Construct):
             sfn.Condition.not_(sfn.Condition.string_equals(Poll.HANDLE_PATH, "")),
         )
 
-    def _count_poll(self) -> sfn.Pass:
-        return sfn.Pass(
-            self,
-            "CountPoll",
-            parameters={
-                "Left.$": f"States.MathAdd({Poll.POLLS_LEFT_PATH}, -1)",
-                "WatchLeft.$": f"States.MathAdd({Poll.WATCH_LEFT_PATH}, -1)",
-            },
-            result_path=Poll.POLLS_PATH,
-        )
-
     def _give_up(self) -> sfn.Succeed:
         return sfn.Succeed(self, "StoppedWatching", comment="The job outlived the watch")
 
-    def _publish(self) -> tasks.CallAwsService:
-        """The completion event; a failed publish is retried, then logged, never fatal."""
+    def _publish(self, then: sfn.IChainable) -> sfn.IChainable:
+        """The completion event. A failed call is retried; an entry EventBridge rejects
+        (PutEvents answers 200 with FailedEntryCount) is sent again PUBLISH_TRIES times. Either
+        way `then` follows, with EventError set when the event was lost."""
         publish = tasks.CallAwsService(
             self,
             "PublishCompletion",
@@ -392,16 +477,58 @@ class ExportPoller(Construct):
                         "Source": SOURCE,
                         "DetailType": DETAIL_TYPE,
                         "EventBusName.$": Poll.BUS_PATH,
+                        # As AWS's own service events: the resource the event is about.
+                        "Resources.$": f"States.Array({Poll.JOB_ARN_PATH})",
                         "Detail.$": f"States.JsonToString({Poll.DETAIL_PATH})",
                     }
                 ]
             },
-            result_path=DISCARD,
+            result_selector={"FailedEntryCount.$": "$.FailedEntryCount", "Entries.$": "$.Entries"},
+            result_path=Poll.PUBLISHED_PATH,
         )
         publish.add_retry(
             errors=[sfn.Errors.ALL], interval=Duration.seconds(5), backoff_rate=2, max_attempts=5
         )
-        return publish
+        publish.add_catch(
+            sfn.Pass(self, "PublishFailed", comment="Ends the execution failed").next(then),
+            errors=[sfn.Errors.ALL],
+            result_path=Poll.EVENT_ERROR_PATH,
+        )
+        rejected = sfn.Pass(
+            self,
+            "EventRejected",
+            parameters={
+                "Error": REJECTED_ENTRY,
+                "Cause.$": f"States.JsonToString({Poll.PUBLISHED_PATH}.Entries)",
+            },
+            result_path=Poll.EVENT_ERROR_PATH,
+        )
+        rejected.next(then)
+        again = sfn.Wait(
+            self,
+            "PublishAgain",
+            time=sfn.WaitTime.duration(Duration.seconds(PUBLISH_RETRY_SECONDS)),
+        )
+        again.next(
+            sfn.Pass(
+                self,
+                "CountPublish",
+                parameters={"Left.$": f"States.MathAdd({Poll.PUBLISH_TRIES_LEFT_PATH}, -1)"},
+                result_path=Poll.PUBLISH_TRIES_PATH,
+            )
+        ).next(publish)
+        publish.next(
+            sfn.Choice(self, "EventAccepted?")
+            .when(sfn.Condition.number_equals(f"{Poll.PUBLISHED_PATH}.FailedEntryCount", 0), then)
+            .when(sfn.Condition.number_less_than_equals(Poll.PUBLISH_TRIES_LEFT_PATH, 0), rejected)
+            .otherwise(again)
+        )
+        return sfn.Pass(
+            self,
+            "PublishBudget",
+            result=sfn.Result.from_object({"Left": PUBLISH_TRIES - 1}),
+            result_path=Poll.PUBLISH_TRIES_PATH,
+        ).next(publish)
 
     def _record_latest(self, then: sfn.Pass) -> sfn.Choice:
         """A schedule's latest good output path, in its SSM parameter (runs that end ACTIVE)."""
@@ -478,7 +605,11 @@ class ExportPoller(Construct):
             f"Signal{outcome}",
             lambda_function=self.signal_function,
             payload=sfn.TaskInput.from_object(
-                {Signal.OUTCOME: outcome, Signal.STATE: sfn.JsonPath.entire_payload}
+                {
+                    Signal.OUTCOME: outcome,
+                    Signal.STATE: sfn.JsonPath.entire_payload,
+                    Signal.ROLE: sfn.JsonPath.string_at(EXECUTION_ROLE_PATH),
+                }
             ),
             result_path=DISCARD,
             retry_on_service_exceptions=True,

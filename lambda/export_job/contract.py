@@ -138,6 +138,10 @@ class Poll:
     ERROR: Final = "Error"
     DETAIL: Final = "Detail"
     PUBLISH_ERROR: Final = "PublishError"
+    # The completion event: PutEvents' answer, the tries left, and why it was lost (if it was).
+    PUBLISHED: Final = "Published"
+    PUBLISH_TRIES: Final = "PublishTries"
+    EVENT_ERROR: Final = "EventError"
 
     JOB_PATH: Final = "$.Job"
     JOB_ARN_PATH: Final = "$.Job.JobArn"
@@ -155,6 +159,12 @@ class Poll:
     ERROR_PATH: Final = "$.Error"
     DETAIL_PATH: Final = "$.Detail"
     PUBLISH_ERROR_PATH: Final = "$.PublishError"
+    PUBLISHED_PATH: Final = "$.Published"
+    PUBLISH_TRIES_PATH: Final = "$.PublishTries"
+    PUBLISH_TRIES_LEFT_PATH: Final = "$.PublishTries.Left"
+    EVENT_ERROR_PATH: Final = "$.EventError"
+    # Fast polls left (the workflow sets it): the first hour it looks every LONG_POLL_SECONDS.
+    FAST_POLLS_PATH: Final = "$.Polls.Fast"
 
     # A schedule's run: the workflow names the job and its dated folder from the scheduled time.
     # Run holds NamePrefix (the schedule's job name prefix); the workflow adds Time (the parts
@@ -189,3 +199,5 @@ class Signal:
 
     OUTCOME: Final = "Outcome"
     STATE: Final = "State"
+    # The role the poller's execution runs as: the one a refusal names.
+    ROLE: Final = "Role"

@@ -23,7 +23,7 @@ SIGNAL_TIMEOUT_SECONDS = 10
 def send(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Tell the waiting deploy how the job ended (or why the poller can't tell)."""
     state: dict[str, Any] = event.get(Signal.STATE) or {}
-    status, reason = outcome(str(event.get(Signal.OUTCOME)), state)
+    status, reason = outcome(str(event.get(Signal.OUTCOME)), state, str(event.get(Signal.ROLE, "")))
     job_arn = str(state.get(Poll.JOB, {}).get("JobArn", ""))
     body = {
         "Status": status,
@@ -36,7 +36,7 @@ def send(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     return {"Status": status, "Answered": answered}
 
 
-def outcome(kind: str, state: dict[str, Any]) -> tuple[str, str]:
+def outcome(kind: str, state: dict[str, Any], role: str = "") -> tuple[str, str]:
     """SUCCESS or FAILURE, and the reason CloudFormation shows."""
     job_arn = str(state.get(Poll.JOB, {}).get("JobArn", ""))
     job = state.get(Poll.DESCRIBE, {}).get("Job", {})
@@ -51,9 +51,10 @@ def outcome(kind: str, state: dict[str, Any]) -> tuple[str, str]:
     cause = f"{error.get('Error', 'Error')}: {error.get('Cause', 'no cause given')}"
     if kind == "NotStarted":
         return "FAILURE", f"Export job {job_arn} could not be started: {cause}"
+    poller_role = f"the export poller's role {role}" if role else "the export poller's role"
     return "FAILURE", (
-        f"The export poller could not read export job {job_arn}: {cause}. Check that the "
-        "poller's role may call personalize:DescribeDatasetExportJob on the job."
+        f"The export poller could not read export job {job_arn}: {cause}. Check that "
+        f"{poller_role} may call personalize:DescribeDatasetExportJob on the job."
     )
 
 

@@ -233,7 +233,7 @@ class HarnessDeployment(Deployment):
             definition = json.dumps(self.resolve(properties["Definition"]))
         arn = self.harness.step_functions.create_state_machine(
             name=self._ref(logical_id)[:80],
-            definition=moto_readable(str(self.resolve(definition))),
+            definition=str(self.resolve(definition)),
             role_arn=str(self.resolve(properties["RoleArn"])),
         )
         self.physical_ids[logical_id] = arn
@@ -338,6 +338,7 @@ class HarnessDeployment(Deployment):
                 "account": ACCOUNT,
                 "region": REGION,
                 "event-bus-name": entry.get("EventBusName") or "default",
+                "resources": list(entry.get("Resources") or []),
             }
             for entry in self.harness.step_functions.events[self._first_event :]
         ]
@@ -619,36 +620,6 @@ class HarnessDeployment(Deployment):
     def event(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         with self._state:
             return super().event(*args, **kwargs)
-
-
-def moto_readable(definition: str) -> str:
-    """The definition as moto 5.2.5's ASL parser reads it the way Step Functions does.
-
-    Its lexer takes "RoleArn.$" for the keyword of a Task's Credentials wherever it stands, so
-    a Parameters binding of that name becomes a literal string and the request fails
-    ('RoleArn.$'). Its aws-sdk tasks match request members whatever their case, so
-    "roleArn.$" asks for the same member and parses as a binding. Nothing else changes.
-    """
-    document = json.loads(definition)
-    for state in _states(document):
-        parameters = state.get("Parameters")
-        if isinstance(parameters, dict) and "RoleArn.$" in parameters:
-            state["Parameters"] = {
-                ("roleArn.$" if key == "RoleArn.$" else key): value
-                for key, value in parameters.items()
-            }
-    return json.dumps(document)
-
-
-def _states(machine: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every state, those of Parallel branches and Map processors included."""
-    for state in machine.get("States", {}).values():
-        yield state
-        for branch in state.get("Branches", []):
-            yield from _states(branch)
-        for key in ("ItemProcessor", "Iterator"):
-            if isinstance(state.get(key), dict):
-                yield from _states(state[key])
 
 
 class _OnTheHarnessClock(FakeClock):

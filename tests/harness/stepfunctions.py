@@ -10,6 +10,17 @@ Harness patches (never product code), each for a place where moto reads real tim
   on the virtual clock (moto joins that thread in real time);
 - Retry intervals (`retrier_decl.time.sleep`) and Wait states (`WaitFunction._wait_interval`)
   sleep on the virtual clock.
+And where moto's port differs from Step Functions:
+- aws-sdk parameters and results are converted PascalCase <-> camelCase with botocore's model, and
+  a parameter whose name is not the model's member name in PascalCase is refused, at any depth,
+  when the state machine is created (literal names) and when the task runs (names from the input);
+- errors are named as `error_naming` says: MODELLED (the default, Step Functions' documented rule:
+  an error the API model declares for the operation is `<Service>.<Code>`, any other is the SDK's
+  generic `<Service>.<Service>Exception` with the code only in the Cause) or BY_CODE (every error
+  by its code: what the product must survive too, since AWS does not document the rule for
+  Personalize's unmodelled errors);
+- PutEvents entries EventBridge rejects are not delivered, and `reject_events(n)` rejects the next
+  n entries as EventBridge may (FailedEntryCount); `events` holds only accepted entries.
 The Provider framework's JavaScript reaches StartExecution over HTTP (AWS SDK v3, JSON 1.0
 protocol) through `SfnEndpoint`; an execution started without a name gets a UUID as Step
 Functions gives it (moto 5.2.5 would name every one "None").
@@ -40,6 +51,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as aws_sdk,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_lambda,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
@@ -60,6 +74,11 @@ MOTO_CONFIG: DefaultConfig = {
 SFN_HOST = "https://states.{region}.amazonaws.com"
 SFN_TARGET_PREFIX = "AWSStepFunctions."
 NEVER = 10.0**12
+# How the harness names task errors (see the module docstring).
+MODELLED = "modelled"
+BY_CODE = "by-code"
+# Step Functions' names for the services our workflows call (<Service>.<Error>).
+SERVICE_ERROR_NAMES = {"personalize": "Personalize", "eventbridge": "EventBridge", "ssm": "Ssm"}
 
 
 class StepFunctions:
@@ -71,6 +90,9 @@ class StepFunctions:
         self._mock = mock_aws(config=MOTO_CONFIG)
         self._restore: list[Callable[[], None]] = []
         self.events: list[dict[str, Any]] = []
+        self.error_naming = MODELLED
+        self.rejected_events: list[dict[str, Any]] = []
+        self._entries_to_reject = 0
 
     def start(self) -> StepFunctions:
         self._mock.start()
@@ -169,26 +191,38 @@ class StepFunctions:
             self._patch(module, "boto_client_for", client_for)
 
     def _patch_aws_sdk_integrations(self) -> None:
-        """Convert aws-sdk task parameters and results as Step Functions does.
+        """Convert aws-sdk task parameters and results as Step Functions does, check parameter
+        names as it does, and name errors as `error_naming` says.
 
         moto 5.2.5's port leaves `_normalise_parameters`/`_normalise_response` empty (LocalStack's
         original converts with the service model), so PascalCase parameters never reach the API.
-        Errors are named `<Service>.<ErrorCode>` with an `Exception` suffix, as AWS names them.
         """
         task = aws_sdk.StateTaskServiceAwsSdk
+        harness = self
+        real_from_error = task._from_error
 
         def parameters(self: Any, parameters: dict[str, Any], *args: Any) -> None:
-            self._to_boto_request(parameters, _operation(self).input_shape)
+            shape = _operation(self).input_shape
+            as_written = {MOTO_RENAMED.get(key, key): value for key, value in parameters.items()}
+            problems = parameter_name_problems(as_written, shape)
+            if problems:
+                raise ParameterNameError(problems)
+            self._to_boto_request(parameters, shape)
 
         def response(self: Any, response: Any, *args: Any) -> None:
             self._from_boto_response(response, _operation(self).output_shape)
             _isoformat_datetimes(response)
 
+        def from_error(self: Any, env: Any, ex: Exception) -> Any:
+            if isinstance(ex, ClientError):
+                name, cause = harness.error_name(self, ex)
+                return self._get_task_failure_event(env=env, error=name, cause=cause)
+            return real_from_error(self, env=env, ex=ex)
+
         self._patch(task, "_normalise_parameters", parameters)
         self._patch(task, "_normalise_response", response)
-        self._patch(task, "_normalise_exception_name", staticmethod(_exception_name))
-        names = getattr(aws_sdk, "_SERVICE_ERROR_NAMES")  # noqa: B009
-        names.setdefault("personalize", "Personalize")
+        self._patch(task, "_from_error", from_error)
+        self._name_lambda_errors()
         # Step Functions calls EventBridge "eventbridge" (aws-sdk:eventbridge:putEvents);
         # boto3 calls it "events".
         overrides = task._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
@@ -196,19 +230,76 @@ class StepFunctions:
             task, "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES", {**overrides, "eventbridge": "events"}
         )
 
+    def _name_lambda_errors(self) -> None:
+        """lambda:invoke errors by the same rule: Invoke's modelled errors by their code, any
+        other as the SDK's generic Lambda.AWSLambdaException."""
+        lambda_task = state_task_service_lambda.StateTaskServiceLambda
+        by_code = lambda_task._error_cause_from_client_error
+        invoke = _model_operation("lambda", "invoke")
+        harness = self
+
+        def error_cause(client_error: ClientError) -> tuple[str, str]:
+            name, cause = by_code(client_error)
+            code = str(client_error.response["Error"].get("Code", ""))
+            modelled = code in {shape.name for shape in invoke.error_shapes}
+            if harness.error_naming == BY_CODE or modelled:
+                return name, cause
+            return "Lambda.AWSLambdaException", cause
+
+        self._patch(lambda_task, "_error_cause_from_client_error", staticmethod(error_cause))
+
+    def error_name(self, task: Any, error: ClientError) -> tuple[str, str]:
+        """The task's error name and Cause, as `error_naming` says."""
+        service = str(task.resource.api_name)
+        named = SERVICE_ERROR_NAMES.get(service.lower(), service)
+        code = str(error.response["Error"].get("Code", ""))
+        modelled = code in {shape.name for shape in _operation(task).error_shapes}
+        name = f"{named}.{code}" if self.error_naming == BY_CODE or modelled else f"{named}.{named}"
+        if not name.endswith("Exception"):
+            name += "Exception"
+        metadata = error.response.get("ResponseMetadata", {})
+        cause = (
+            f"{error.response['Error'].get('Message', '')} (Service: {named}, Status Code: "
+            f"{metadata.get('HTTPStatusCode', 400)}, Error Code: {code}, Request ID: "
+            f"{metadata.get('RequestId', '')})"
+        )
+        return name, cause
+
+    def reject_events(self, count: int) -> None:
+        """EventBridge rejects the next `count` PutEvents entries (FailedEntryCount)."""
+        self._entries_to_reject += count
+
     def _capture_events(self) -> None:
-        """Keep every PutEvents entry (moto delivers only to a few target kinds)."""
+        """Keep every PutEvents entry EventBridge accepted (moto delivers only to a few target
+        kinds); reject entries when asked, as EventBridge may: 200, FailedEntryCount."""
         real_put = EventsBackend.put_events
-        captured = self.events
+        harness = self
 
         def put_events(backend: EventsBackend, events: list[dict[str, Any]]) -> Any:
-            captured.extend(json.loads(json.dumps(event, default=str)) for event in events)
-            return real_put(backend, events)
+            answers: list[dict[str, Any]] = []
+            for event in events:
+                if harness._entries_to_reject > 0:
+                    harness._entries_to_reject -= 1
+                    harness.rejected_events.append(_plain(event))
+                    answers.append(dict(REJECTED_ENTRY))
+                    continue
+                (answer,) = real_put(backend, [event])
+                if "EventId" in answer:
+                    harness.events.append(_plain(event))
+                answers.append(answer)
+            return answers
 
         self._patch(EventsBackend, "put_events", put_events)
 
     def create_state_machine(self, name: str, definition: str, role_arn: str) -> str:
-        """Create (or, for a name deployed before, replace) a state machine; its ARN."""
+        """Create (or, for a name deployed before, replace) a state machine; its ARN.
+
+        As Step Functions does, a definition whose aws-sdk task names a parameter the API
+        model doesn't know is refused (SCHEMA_VALIDATION_FAILED)."""
+        problems = definition_parameter_problems(json.loads(definition))
+        if problems:
+            raise ParameterNameError(problems)
+        definition = moto_readable(definition)
         for machine in self.client.list_state_machines()["stateMachines"]:
             if machine["name"] == name:
                 self.client.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
@@ -244,9 +335,7 @@ class StepFunctions:
 
 
 def _operation(task: Any) -> Any:
-    service = botocore.session.get_session().get_service_model(task._get_boto_service_name())
-    action = task.resource.api_action
-    return service.operation_model(action[0].upper() + action[1:])
+    return _model_operation(task._get_boto_service_name(), task.resource.api_action)
 
 
 def _isoformat_datetimes(value: Any) -> None:
@@ -258,10 +347,119 @@ def _isoformat_datetimes(value: Any) -> None:
             _isoformat_datetimes(item)
 
 
-def _exception_name(service: str, error: Exception) -> str:
-    code = error.response["Error"]["Code"] if isinstance(error, ClientError) else ""
-    name = f"{service}.{code or type(error).__name__}"
-    return name if name.endswith("Exception") else f"{name}Exception"
+REJECTED_ENTRY = {"ErrorCode": "InternalFailure", "ErrorMessage": "Injected rejection"}
+AWS_SDK_RESOURCE = "arn:aws:states:::aws-sdk:"
+# moto_readable's one rename, undone before a task's parameter names are checked.
+MOTO_RENAMED = {"roleArn": "RoleArn"}
+
+
+def _plain(event: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(json.dumps(event, default=str)))
+
+
+class ParameterNameError(ValueError):
+    """An aws-sdk task parameter named other than the API model's member, in PascalCase."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("SCHEMA_VALIDATION_FAILED: " + "; ".join(problems))
+
+
+def parameter_name_problems(value: Any, shape: Any, path: str = "") -> list[str]:
+    """Every name in `value` that is not a member of `shape` in PascalCase, at any depth."""
+    if shape is None:
+        return []
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return _structure_problems(value, shape, path)
+    if shape.type_name == "list" and isinstance(value, list):
+        return [
+            problem
+            for index, item in enumerate(value)
+            for problem in parameter_name_problems(item, shape.member, f"{path}[{index}]")
+        ]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return [
+            problem
+            for key, item in value.items()
+            for problem in parameter_name_problems(item, shape.value, f"{path}.{key}")
+        ]
+    return []
+
+
+def _structure_problems(value: dict[str, Any], shape: Any, path: str) -> list[str]:
+    members = {_pascal(name): member for name, member in shape.members.items()}
+    problems: list[str] = []
+    for key, item in value.items():
+        name = key.removesuffix(".$")
+        where = f"{path}.{name}" if path else name
+        if name not in members:
+            problems.append(f"The field {where!r} is not supported by Step Functions")
+        elif not key.endswith(".$"):
+            problems.extend(parameter_name_problems(item, members[name], where))
+    return problems
+
+
+def _pascal(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def definition_parameter_problems(definition: dict[str, Any]) -> list[str]:
+    """Parameter-name problems of every aws-sdk task in a state machine definition."""
+    problems: list[str] = []
+    for state_name, state in _all_states(definition):
+        resource = str(state.get("Resource", ""))
+        if state.get("Type") != "Task" or not resource.startswith(AWS_SDK_RESOURCE):
+            continue
+        service, action = resource.removeprefix(AWS_SDK_RESOURCE).split(":")[:2]
+        shape = _model_operation(service, action).input_shape
+        for problem in parameter_name_problems(state.get("Parameters", {}), shape):
+            problems.append(f"{problem} at /States/{state_name}/Parameters")
+    return problems
+
+
+def moto_readable(definition: str) -> str:
+    """The definition as moto 5.2.5's ASL parser reads it the way Step Functions does.
+
+    Its lexer takes "RoleArn.$" for the keyword of a Task's Credentials wherever it stands, so
+    a Parameters binding of that name becomes a literal string and the request fails
+    ('RoleArn.$'). Its aws-sdk tasks match request members whatever their case, so
+    "roleArn.$" asks for the same member and parses as a binding. Nothing else changes.
+    """
+    document = json.loads(definition)
+    for state in _states(document):
+        parameters = state.get("Parameters")
+        if isinstance(parameters, dict) and "RoleArn.$" in parameters:
+            state["Parameters"] = {
+                ("roleArn.$" if key == "RoleArn.$" else key): value
+                for key, value in parameters.items()
+            }
+    return json.dumps(document)
+
+
+def _states(machine: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every state, those of Parallel branches and Map processors included."""
+    for state in machine.get("States", {}).values():
+        yield state
+        for branch in state.get("Branches", []):
+            yield from _states(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                yield from _states(state[key])
+
+
+def _all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in definition.get("States", {}).items():
+        yield name, state
+        for branch in state.get("Branches", []):
+            yield from _all_states(branch)
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from _all_states(processor)
+
+
+def _model_operation(service: str, action: str) -> Any:
+    boto_name = {"eventbridge": "events", "sfn": "stepfunctions"}.get(service, service)
+    model = botocore.session.get_session().get_service_model(boto_name)
+    return model.operation_model(action[0].upper() + action[1:])
 
 
 class SfnEndpoint:
