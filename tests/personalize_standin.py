@@ -281,6 +281,8 @@ class Call:
     answer: str = field(default="OK", compare=False)
     # The caller's access key id, from the request's SigV4 Authorization header.
     caller: str = field(default="", compare=False)
+    # When it came, by the stand-in's clock.
+    at: float = field(default=0.0, compare=False)
 
 
 @dataclass
@@ -652,13 +654,13 @@ class PersonalizeStandIn:
             try:
                 body = self._parse(raw_body)
             except ServiceError as error:
-                self.calls.append(Call(operation, {}, error.code, caller))
+                self.calls.append(Call(operation, {}, error.code, caller, self.now()))
                 return error.reply()
             logged = copy.deepcopy(body)
             self._caller = caller
             status, payload = self._answer(operation, body)
             answer = "OK" if status == 200 else str(payload.get("__type", "DROPPED"))
-            self.calls.append(Call(operation, logged, answer, caller))
+            self.calls.append(Call(operation, logged, answer, caller, self.now()))
             return status, payload
 
     def _start_execution(self, operation: str, raw_body: bytes) -> Reply:

@@ -144,25 +144,6 @@ def test_throttling_and_5xx_while_polling_are_ridden_out(
     assert poller_calls.count("DescribeDatasetExportJob:InternalFailure") == 3
 
 
-def test_an_error_the_poller_cannot_get_past_fails_the_deploy_at_once(
-    tmp_path: Path, long_jobs: PersonalizeStandIn
-) -> None:
-    long_jobs.progress_caller = "ak"
-    long_jobs.inject_error(
-        "AccessDeniedException",
-        operation="DescribeDatasetExportJob",
-        message="User is not authorized to perform: personalize:DescribeDatasetExportJob",
-    )
-    deployment = deploy(tmp_path, long_jobs, waits(6))
-
-    result, took = timed(deployment, deployment.create_stack)
-
-    assert not result.ok
-    assert "The export poller could not read export job" in result.reason()
-    assert "AccessDeniedException" in result.reason()
-    assert took < 600
-
-
 def test_an_update_that_changes_the_export_waits_again_and_one_that_changes_nothing_does_not(
     tmp_path: Path, standin: PersonalizeStandIn
 ) -> None:

@@ -9,6 +9,7 @@ Neither is assumed: the product must survive both.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +35,11 @@ from personalize_export.poller import (
     CREATE_RETRY,
     DESCRIBE_RETRY,
     EVENT_NOT_PUBLISHED,
+    POLLER_ID,
     PUBLISH_TRIES,
+    SLOW_POLL_SECONDS,
 )
+from personalize_export.runtime.export_job.contract import LONG_POLL_SECONDS
 
 DESCRIBE = "DescribeDatasetExportJob"
 POLLER = "ak"  # moto's Step Functions tasks call with this key: faults hit the poller only
@@ -66,11 +70,17 @@ def storm(standin: PersonalizeStandIn, kind: str, seconds: float, **where: Any) 
 
 
 def executions(deployment: HarnessDeployment) -> list[dict[str, Any]]:
+    """The executions of this deployment's export poller."""
     step_functions = deployment.harness.step_functions
+    machines = {
+        str(deployment.physical_ids[key])
+        for key, resource in deployment.template["Resources"].items()
+        if resource["Type"] == "AWS::StepFunctions::StateMachine" and key.startswith(POLLER_ID)
+    }
     return [
         step_functions.describe_execution(execution["executionArn"])
-        for machine in step_functions.client.list_state_machines()["stateMachines"]
-        for execution in step_functions.executions(machine["stateMachineArn"])
+        for machine in machines
+        for execution in step_functions.executions(machine)
     ]
 
 
@@ -193,7 +203,8 @@ def test_three_nights_with_the_second_create_throttled_twice_make_three_exports(
 
 def test_a_5xx_storm_on_create_costs_a_night_only_delay(nightly: Runs, naming: str) -> None:
     (night,) = nightly.next_times(1)
-    storm(nightly.standin, "5xx", 40 * MINUTE, operation=CREATE)
+    until_night = (night - nightly.now()).total_seconds()
+    storm(nightly.standin, "5xx", 40 * MINUTE, operation=CREATE, starting_in=until_night)
 
     assert nightly.run(night)["status"] == "SUCCEEDED"
 
@@ -212,6 +223,7 @@ def test_access_denied_on_create_reports_the_night_naming_role_and_action_within
         "AccessDeniedException",
         message="User is not authorized to perform: personalize:CreateDatasetExportJob",
         operation=CREATE,
+        starting_in=(night - nightly.now()).total_seconds(),
     )
 
     assert nightly.run(night)["status"] == "SUCCEEDED"
@@ -307,3 +319,57 @@ def test_a_state_machine_with_a_camel_case_parameter_is_refused_when_created() -
         step_functions.create_state_machine(
             "camel", json.dumps(definition), "arn:aws:iam::123456789012:role/r"
         )
+
+
+# --- history events and detection delay -----------------------------------------------------------
+
+HISTORY_LIMIT = 25_000
+HISTORY_TARGET = 20_000
+
+
+def worst_case_history(tmp_path: Path, standin: PersonalizeStandIn) -> int:
+    """A 12-hour wait for a job that never ends, an hour of throttled describes in it, and the
+    day's watch after the deadline: the history events of that one execution."""
+    standin.progress_caller = POLLER
+    standin.never_finish_next_job()
+    deployment = deploy(tmp_path, standin, waits(12))
+    storm(standin, "throttle", HOUR, operation=DESCRIBE, starting_in=3 * HOUR)
+
+    assert not deployment.create_stack().ok
+    deployment.settle()
+
+    (execution,) = executions(deployment)
+    assert execution["status"] == "SUCCEEDED"  # StoppedWatching: the job outlived the watch
+    return len(history(deployment, execution["executionArn"]))
+
+
+def test_the_worst_watch_stays_far_below_the_history_event_limit(
+    tmp_path: Path, standin: PersonalizeStandIn
+) -> None:
+    events = worst_case_history(tmp_path, standin)
+
+    print(f"worst-case history events: {events}")
+    assert 5_000 < events < HISTORY_TARGET < HISTORY_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("job_minutes", "most_late"), [(30, LONG_POLL_SECONDS), (3 * 60, SLOW_POLL_SECONDS)]
+)
+def test_a_job_s_end_is_seen_within_a_minute_in_the_first_hour_and_five_after(
+    tmp_path: Path, standin: PersonalizeStandIn, job_minutes: int, most_late: int
+) -> None:
+    standin.job_seconds = job_minutes * MINUTE
+    standin.progress_caller = POLLER
+    deployment = deploy(tmp_path, standin, no_wait)
+
+    assert deployment.create_stack().ok
+    (event,) = events_of(deployment)
+
+    (job,) = standin.jobs.values()
+    ended = job.creation_date_time + job_minutes * MINUTE
+    describes = [c.at for c in standin.calls if c.operation == DESCRIBE and c.caller == POLLER]
+    seen = min(at for at in describes if at >= ended)
+    assert event["detail"]["status"] == ACTIVE
+    assert seen - ended <= most_late
+    gaps = {round(b - a) for a, b in itertools.pairwise(describes)}
+    assert max(gaps) == most_late
