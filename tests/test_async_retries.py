@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -163,17 +164,25 @@ def test_a_synchronous_invocation_is_never_retried(lambdas: LambdaService, tmp_p
 # --- through a deploy: the Provider framework's onEvent crashes once ------------------------
 
 
-def synthesized(tmp_path: Path) -> Path:
+def synthesized(tmp_path: Path, *, wait_for_completion: bool) -> Path:
     app = new_app(tmp_path / "cdk.out")
     stack = cdk.Stack(app, "Retries")
-    DatasetExportJob(stack, "Export", dataset_arn=DATASET, timeout=cdk.Duration.minutes(5))
+    waiting: dict[str, Any] = (
+        {"timeout": cdk.Duration.minutes(5)}
+        if wait_for_completion
+        else {"wait_for_completion": False}
+    )
+    DatasetExportJob(stack, "Export", dataset_arn=DATASET, **waiting)
     return Path(app.synth().directory)
 
 
-@pytest.fixture
-def deployment(tmp_path: Path, standin: PersonalizeStandIn) -> HarnessDeployment:
+@pytest.fixture(params=[True, False], ids=["waits", "no-wait"])
+def deployment(
+    request: pytest.FixtureRequest, tmp_path: Path, standin: PersonalizeStandIn
+) -> HarnessDeployment:
     standin.progress_caller = HANDLER_ACCESS_KEY
-    deployment = HarnessDeployment(synthesized(tmp_path), "Retries", standin=standin)
+    assembly = synthesized(tmp_path, wait_for_completion=bool(request.param))
+    deployment = HarnessDeployment(assembly, "Retries", standin=standin)
     with deployment.handler():
         pass  # functions and state machines in place, so a crash can be planned on them
     return deployment
@@ -184,41 +193,70 @@ def only(names: set[str]) -> str:
     return name
 
 
-def calls_of(deployment: HarnessDeployment, handler: str) -> list[Invocation]:
+def calls_of(
+    deployment: HarnessDeployment, handler: str, invocations: list[Invocation]
+) -> list[Invocation]:
     name = only(deployment.function_names(handler))
-    return [call for call in deployment.harness.lambdas.invocations if call.function == name]
+    return [call for call in invocations if call.function == name]
 
 
+@pytest.mark.parametrize("crashes", [1, 2])
 def test_a_framework_crash_after_the_job_started_is_retried_and_starts_no_second_job(
-    deployment: HarnessDeployment, standin: PersonalizeStandIn
+    deployment: HarnessDeployment, standin: PersonalizeStandIn, crashes: int
 ) -> None:
     lambdas = deployment.harness.lambdas
     framework = only(deployment.function_names(FRAMEWORK_ON_EVENT))
     our_on_event = only(deployment.function_names(ON_EVENT_ENTRY))
 
-    with lambdas.crash(framework, when_returned=our_on_event) as crash:
+    with (
+        lambdas.recording() as invocations,
+        lambdas.crash(framework, when_returned=our_on_event, times=crashes) as crash,
+    ):
         outputs = deployment.deploy()
+        deployment.settle()
 
-    assert crash.times == 0, "the planned crash never happened"
+    assert crash.times == 0, "a planned crash never happened"
     (job,) = standin.jobs.values()
     assert job.status == ACTIVE
     assert job.dataset_export_job_arn in outputs.values()
-    framework_calls = calls_of(deployment, FRAMEWORK_ON_EVENT)
-    assert [call.attempt for call in framework_calls] == [0, 1]
-    assert (framework_calls[0].error or {}).get("errorType") == "Runtime.ExitError"
-    assert framework_calls[1].error is None
-    assert framework_calls[1].started_at - framework_calls[0].started_at == 60
-    # The retry carried the same request: our onEvent ran twice with one RequestId, the second
-    # time finding the job by its derived name and adopting it.
-    ours = calls_of(deployment, ON_EVENT_ENTRY)
-    assert len({call.event["RequestId"] for call in ours}) == 1 and len(ours) == 2
+    framework_calls = calls_of(deployment, FRAMEWORK_ON_EVENT, invocations)
+    assert [call.attempt for call in framework_calls] == list(range(crashes + 1))
+    assert [(call.error or {}).get("errorType") for call in framework_calls] == [
+        *["Runtime.ExitError"] * crashes,
+        None,
+    ]
+    assert schedule(framework_calls) == [0, 60, 180][: crashes + 1]
+    # Each retry carried the same request: our onEvent ran again with the same RequestId,
+    # found the job by its derived name and adopted it.
+    ours = calls_of(deployment, ON_EVENT_ENTRY, invocations)
+    assert len(ours) == crashes + 1
+    assert len({call.event["RequestId"] for call in ours}) == 1
     assert {call.result["PhysicalResourceId"] for call in ours} == {job.dataset_export_job_arn}
     assert standin.answers(HANDLER_ACCESS_KEY).count(CREATE) == 1
-    assert ALREADY_EXISTS in standin.answers(HANDLER_ACCESS_KEY)
+    assert standin.answers(HANDLER_ACCESS_KEY).count(ALREADY_EXISTS) == crashes
     # One job, one completion event.
-    deployment.settle()
     completion = [e for e in deployment.published() if e["detail"].get("status") == ACTIVE]
     assert len(completion) == 1
+
+
+def test_a_framework_crashing_on_every_attempt_loses_the_response_but_starts_one_job(
+    deployment: HarnessDeployment, standin: PersonalizeStandIn
+) -> None:
+    """Lambda gives up after the third attempt: CloudFormation hears nothing and times out."""
+    lambdas = deployment.harness.lambdas
+    framework = only(deployment.function_names(FRAMEWORK_ON_EVENT))
+    our_on_event = only(deployment.function_names(ON_EVENT_ENTRY))
+
+    with (
+        lambdas.recording() as invocations,
+        lambdas.crash(framework, when_returned=our_on_event, times=3),
+    ):
+        result = deployment.create_stack()
+
+    assert not result.ok
+    assert "did not receive a response" in result.reason()
+    assert len(calls_of(deployment, FRAMEWORK_ON_EVENT, invocations)) == 3
+    assert len(standin.jobs) == 1
 
 
 def test_without_lambda_s_retries_the_same_crash_loses_the_response(
