@@ -22,11 +22,11 @@ unhandled error, a crash, a timeout) runs the same event again one minute later,
 minutes after that, on the virtual clock (`async_retry_delays`). (Lambda may also deliver an event
 that succeeded more than once, its queue being eventually consistent: not modelled yet.)
 
-Faults, for tests: `crash_when_returned` kills a Node function's runtime the moment another
-function's invocation returns to it (Lambda answers Runtime.ExitError, and the next invocation
-starts a fresh runtime), as an out-of-memory kill or a sandbox failure would. The harness runs one
-Node process per function, so every invocation of it in flight dies together: harsher than
-Lambda, whose concurrent invocations have environments of their own.
+Faults, for tests: `crash(function, when_returned=...)` kills a Node function's runtime the
+moment another function's invocation returns to it (Lambda answers Runtime.ExitError, and the
+next invocation starts a fresh runtime), as an out-of-memory kill or a sandbox failure would. The
+harness runs one Node process per function, so every invocation of it in flight dies together:
+harsher than Lambda, whose concurrent invocations have environments of their own.
 """
 
 from __future__ import annotations
@@ -380,11 +380,11 @@ class LambdaService:
                 self.clock.sleep(delay)
             try:
                 self.invoke(name_or_arn, event, attempt)
+                return
             except FunctionError:
-                continue
+                continue  # run again after the next delay, if any is left
             except LookupError:
                 return  # the function was deleted in between: Lambda drops the event
-            return
 
     @contextlib.contextmanager
     def crash(self, function: str, *, when_returned: str, times: int = 1) -> Iterator[Crash]:
