@@ -5,11 +5,11 @@ resource after the job's ARN. isComplete polls the job until ACTIVE, starting it
 not. Delete touches nothing: Personalize has no API to delete an export job, and the exported
 files are the user's data.
 
-While IAM settles (the first IAM_SETTLING_SECONDS of a Create, or of an Update changing the role,
-output path or KMS key), a refusal for access is retried like throttling, and a job failing for
-access is started again under a new derived name, up to MAX_JOB_ATTEMPTS jobs. isComplete's answers
-are dropped while IsComplete is false, so each poll finds the current job by following the derived
-names from the first job; the job that ends ACTIVE becomes the resource's physical id.
+While IAM settles (see settling.py), a refusal for access is retried like throttling, and a job
+failing for access is started again under a new derived name. isComplete's answers are dropped
+while IsComplete is false, so each poll finds the current job by following the derived names from
+the first job; the job that ends ACTIVE becomes the resource's physical id. What CloudFormation is
+told on failure is worded in failures.py.
 
 Each call prints one JSON line (request type, logical id, job ARN, status); never the event's
 ResponseURL, a presigned URL.
@@ -27,55 +27,37 @@ from typing import Any
 from . import personalize as api
 from . import watch
 from .contract import (
-    CLOUDFORMATION_MAX_WAIT_SECONDS,
     DEADLINE_FIELD,
-    IAM_SETTLING_SECONDS,
-    MAX_JOB_ATTEMPTS,
-    MAX_MESSAGE_BYTES,
-    MAX_TIMEOUT_SECONDS,
     RESULT_RESOURCE_TYPE,
     SETTLING_FIELD,
     STARTED_FIELD,
     Attr,
     WaitMode,
 )
+from .failures import ELLIPSIS as ELLIPSIS
+from .failures import (
+    FAILED,
+    NOT_STARTED,
+    Tried,
+    allowed_wait,
+    deadline_message,
+)
+from .failures import ExportJobError as ExportJobError
+from .failures import trim_utf8 as trim_utf8
 from .request import (
     Event,
     ExportRequest,
-    changes_access,
     job_arn_for,
     job_name_for,
     job_name_of,
 )
+from .settling import NOT_SETTLING, Settling, failure_message, next_attempt, still_refused
 
 ACTIVE = "ACTIVE"
-FAILED = "CREATE FAILED"
 STARTED = "STARTED"
-NOT_STARTED = "NOT STARTED"
 UNKNOWN = "UNKNOWN"
 # A later job of the chain that does not exist and may no longer be started.
 MISSING = "MISSING"
-ELLIPSIS = "..."
-# Bytes each failureReason may take in a message that lists several jobs.
-LISTED_REASON_BYTES = 300
-LAST_REASON_BYTES = 450
-
-
-@dataclass(frozen=True)
-class Tried:
-    """A job of this resource that ended in CREATE FAILED, and why."""
-
-    job_arn: str
-    reason: str
-
-
-class ExportJobError(Exception):
-    """A failure reported to CloudFormation; kept short enough for its 4096-byte response."""
-
-    def __init__(self, message: str, job_arn: str = "", tried: tuple[Tried, ...] = ()) -> None:
-        super().__init__(trim_utf8(message, MAX_MESSAGE_BYTES))
-        self.job_arn = job_arn
-        self.tried = tried
 
 
 @dataclass(frozen=True)
@@ -86,32 +68,6 @@ class Step:
     job_arn: str
     status: str
     tried: tuple[Tried, ...] = ()
-
-
-@dataclass(frozen=True)
-class Settling:
-    """Until when (epoch seconds) access refusals and failures are taken for IAM's propagation
-    delay; 0 when this event created or changed nothing the export needs access to."""
-
-    until: float = 0.0
-
-    @classmethod
-    def starting_now(cls, event: Event) -> Settling:
-        return cls(time.time() + IAM_SETTLING_SECONDS if changes_access(event) else 0.0)
-
-    @classmethod
-    def of(cls, event: Event) -> Settling:
-        return cls(float(event.get(SETTLING_FIELD) or 0))
-
-    @property
-    def applies(self) -> bool:
-        return self.until > 0
-
-    def is_open(self) -> bool:
-        return self.applies and time.time() < self.until
-
-    def elapsed(self) -> int:
-        return int(time.time() - (self.until - IAM_SETTLING_SECONDS))
 
 
 def on_event(event: Event, context: object = None) -> dict[str, Any]:
@@ -145,7 +101,7 @@ def is_complete(event: Event, context: object = None) -> dict[str, Any]:
 def start_export(event: Event) -> Step:
     request = ExportRequest.from_properties(event["ResourceProperties"])
     job_arn = job_arn_for(event, job_name_for(request, event))
-    settling = Settling.starting_now(event)
+    settling = Settling.starting_now(event, time.time)
     status = ensure_started(request, job_arn, settling)
     watch_for_the_event(event, request, job_arn, status)
     return waiting_on(job_arn, request, status, settling)
@@ -193,7 +149,7 @@ def is_rollback(new: ExportRequest, old: ExportRequest, job_arn: str) -> bool:
 
 
 def waiting_on(
-    job_arn: str, request: ExportRequest, status: str, settling: Settling = Settling()
+    job_arn: str, request: ExportRequest, status: str, settling: Settling = NOT_SETTLING
 ) -> Step:
     response: dict[str, Any] = {"PhysicalResourceId": job_arn, STARTED_FIELD: str(int(time.time()))}
     if request.timeout_seconds > 0:
@@ -203,14 +159,10 @@ def waiting_on(
     return Step(response, job_arn, status)
 
 
-def allowed_wait(request: ExportRequest) -> int:
-    return min(request.timeout_seconds, MAX_TIMEOUT_SECONDS)
-
-
 def ensure_started(
     request: ExportRequest,
     job_arn: str,
-    settling: Settling = Settling(),
+    settling: Settling = NOT_SETTLING,
     tried: tuple[Tried, ...] = (),
 ) -> str:
     """Create the job; a job of that name exporting the same is ours from an earlier try."""
@@ -220,7 +172,7 @@ def ensure_started(
         code = api.error_code(error)
         if code == "ResourceAlreadyExistsException":
             return adopt(request, job_arn, settling)
-        if api.is_transient(error) or (api.is_access_refusal(error) and settling.is_open()):
+        if api.is_transient(error) or settling.excuses(error):
             # Throttled, busy dataset, job limit, 5xx, or IAM still settling: every poll tries
             # again (until the deadline, or the end of the settling window for access).
             return f"{NOT_STARTED} ({code})"
@@ -231,18 +183,7 @@ def ensure_started(
     return STARTED
 
 
-def still_refused(request: ExportRequest, settling: Settling, tried: tuple[Tried, ...]) -> str:
-    """What a refusal for access that outlasted the settling window adds to the message."""
-    jobs = listed(tried) if tried else "No export job was started."
-    return (
-        f"Still refused {settling.elapsed()} s after this deploy created or changed the access "
-        f"the export needs (refusals for access are retried for {IAM_SETTLING_SECONDS} s: IAM "
-        f"changes take time to reach every service). The export passes role {request.role_arn}. "
-        f"{jobs}"
-    )
-
-
-def adopt(request: ExportRequest, job_arn: str, settling: Settling = Settling()) -> str:
+def adopt(request: ExportRequest, job_arn: str, settling: Settling = NOT_SETTLING) -> str:
     try:
         job = api.describe_job(job_arn)
     except api.API_ERRORS as error:
@@ -250,7 +191,7 @@ def adopt(request: ExportRequest, job_arn: str, settling: Settling = Settling())
         if (
             api.is_transient(error)
             or code == "ResourceNotFoundException"
-            or (api.is_access_refusal(error) and settling.is_open())
+            or settling.excuses(error)
         ):
             return f"ADOPTING ({code})"  # every poll checks the job before using it
         raise ExportJobError(
@@ -275,7 +216,7 @@ def poll_export(event: Event) -> Step:
     """Follow the resource's jobs (the first, then any started again) to the current one."""
     request = ExportRequest.from_properties(event["ResourceProperties"])
     first = physical_id(event)
-    settling = Settling.of(event)
+    settling = Settling.of(event, time.time)
     tried: tuple[Tried, ...] = ()
     job_arn, may_start = first, True
     while True:
@@ -352,74 +293,10 @@ def poll_result(event: Event) -> Step:
     return Step({"IsComplete": True, "Data": attributes(job)}, job_arn, status)
 
 
-def next_attempt(
-    request: ExportRequest,
-    event: Event,
-    settling: Settling,
-    tried: tuple[Tried, ...],
-    first: str,
-) -> str:
-    """The job to follow after one failed: the next derived name, if it may be started again."""
-    last = tried[-1]
-    retried = (
-        settling.applies
-        and api.is_about_access(last.reason)
-        and not request.job_name
-        and len(tried) < MAX_JOB_ATTEMPTS
-        # Only this event's own chain: not a job an Update adopted or rolled back to.
-        and first == job_arn_for(event, job_name_for(request, event))
-    )
-    if not retried:
-        raise ExportJobError(failure_message(request, tried, settling), last.job_arn, tried)
-    # The poll's log line shows the job followed and every failed job before it (jobsTried).
-    return job_arn_for(event, job_name_for(request, event, attempt=len(tried)))
-
-
-def failure_message(request: ExportRequest, tried: tuple[Tried, ...], settling: Settling) -> str:
-    """The last job's failure, every job tried before it, and what to do."""
-    last = tried[-1]
-    about_access = settling.applies and api.is_about_access(last.reason)
-    if len(tried) == 1 and not about_access:
-        return f"Export job {last.job_arn} ended in {FAILED}: {last.reason}"
-    message = (
-        f"Export job {last.job_arn} ended in {FAILED}: {trim_utf8(last.reason, LAST_REASON_BYTES)}"
-    )
-    if len(tried) > 1:
-        message += f" {listed(tried[:-1])}"
-    if not about_access:
-        return message
-    if request.job_name:
-        return message + (
-            f" The job used role {request.role_arn}. Its job_name {request.job_name!r} is fixed, "
-            "so it can't be started again (job names are unique, and jobs can be neither "
-            "restarted nor deleted). This deploy created or changed the access the export needs, "
-            "and IAM changes take time to reach Personalize: deploy again with a new job_name, or "
-            "leave job_name unset so that a job failing for access in the first "
-            f"{IAM_SETTLING_SECONDS} s is started again under a new name."
-        )
-    return message + (
-        f" Personalize could not use role {request.role_arn}, the bucket policy or the key policy "
-        f"for any of the {len(tried)} job(s) started in the {settling.elapsed()} s since this "
-        f"deploy changed them (IAM changes reach every service within seconds to minutes; a job "
-        f"failing for access is started again up to {MAX_JOB_ATTEMPTS - 1} times in the first "
-        f"{IAM_SETTLING_SECONDS} s). Check the role's trust policy and permissions, the bucket "
-        "policy and the key policy, then deploy again."
-    )
-
-
-def listed(tried: tuple[Tried, ...]) -> str:
-    jobs = "; ".join(
-        f"{number}) {job.job_arn}: {trim_utf8(job.reason, LISTED_REASON_BYTES)}"
-        for number, job in enumerate(tried, start=1)
-    )
-    end = "" if jobs.endswith(".") else "."
-    return f"Jobs tried before it: {jobs}{end}" if jobs else ""
-
-
 def read_job(
     request: ExportRequest,
     job_arn: str,
-    settling: Settling = Settling(),
+    settling: Settling = NOT_SETTLING,
     tried: tuple[Tried, ...] = (),
     *,
     may_start: bool = True,
@@ -448,38 +325,6 @@ def read_job(
 def past_deadline(event: Event) -> bool:
     deadline = float(event.get(DEADLINE_FIELD) or 0)
     return bool(deadline) and time.time() >= deadline
-
-
-def deadline_message(
-    job_arn: str, status: str, request: ExportRequest, tried: tuple[Tried, ...] = ()
-) -> str:
-    waited = allowed_wait(request)
-    before = f" {listed(tried)}" if tried else ""
-    if status.startswith(NOT_STARTED):
-        code = status.removeprefix(NOT_STARTED).strip(" ()")
-        started = before or " No export job was started."
-        return (
-            f"Export job {job_arn} could not be started within the {waited} s timeout: "
-            f"CreateDatasetExportJob was refused until the end, last with {code}; "
-            f"{api.describe_refusal(code)}.{started}"
-        )
-    if request.timeout_seconds > waited:
-        advice = (
-            f"The timeout asked for ({request.timeout_seconds} s) was cut to {waited} s: "
-            f"CloudFormation waits at most one hour ({CLOUDFORMATION_MAX_WAIT_SECONDS} s) for a "
-            "custom resource, and the rest of it is kept for starting the job and reporting back."
-        )
-    else:
-        advice = (
-            f"To wait longer raise the DatasetExportJob's timeout (at most {MAX_TIMEOUT_SECONDS} "
-            "s: CloudFormation waits at most one hour for a custom resource)."
-        )
-    return (
-        f"Export job {job_arn} was not ACTIVE within the {waited} s timeout (last status: "
-        f"{status}). The job goes on running in Personalize (export jobs can't be stopped): check "
-        "it with aws personalize describe-dataset-export-job --dataset-export-job-arn "
-        f"{job_arn}. {advice}{before}"
-    )
 
 
 def attributes(job: dict[str, Any]) -> dict[str, str]:
@@ -532,21 +377,3 @@ def logged(handler: str, event: Event) -> Iterator[Callable[[Step], dict[str, An
 
 def logged_jobs(tried: tuple[Tried, ...]) -> list[dict[str, str]]:
     return [{"jobArn": job.job_arn, "failureReason": job.reason} for job in tried]
-
-
-def trim_utf8(text: str, max_bytes: int) -> str:
-    """Cut text to max_bytes as it travels in CloudFormation's response: UTF-8, JSON-escaped."""
-    if json_bytes(text) <= max_bytes:
-        return text
-    kept: list[str] = []
-    used = len(ELLIPSIS)
-    for char in text:
-        used += json_bytes(char)
-        if used > max_bytes:
-            break
-        kept.append(char)
-    return "".join(kept) + ELLIPSIS
-
-
-def json_bytes(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode(errors="surrogatepass")) - 2

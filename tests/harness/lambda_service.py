@@ -16,16 +16,29 @@ Runtimes, as Lambda runs them:
   (the Lambda runtime provides it) and the harness's endpoints.
 Timeout: an invocation still running after the function's Timeout answers Lambda's
 "Task timed out" error.
+
+Asynchronous invocations (`Event`) are retried as Lambda retries them: a function error (an
+unhandled error, a crash, a timeout) runs the same event again one minute later, then two
+minutes after that, on the virtual clock (`async_retry_delays`). (Lambda may also deliver an event
+that succeeded more than once, its queue being eventually consistent: not modelled yet.)
+
+Faults, for tests: `crash(function, when_returned=...)` kills a Node function's runtime the
+moment another function's invocation returns to it (Lambda answers Runtime.ExitError, and the
+next invocation starts a fresh runtime), as an out-of-memory kill or a sandbox failure would. The
+harness runs one Node process per function, so every invocation of it in flight dies together:
+harsher than Lambda, whose concurrent invocations have environments of their own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -43,6 +56,13 @@ from typing import Any, cast
 from harness.clock import ClockModule, VirtualClock
 
 NODE_RUNTIME = Path(__file__).with_name("node_runtime.js")
+# "If the function returns an error, by default Lambda attempts to run it two more times, with a
+# one-minute wait between the first two attempts, and two minutes between the second and third
+# attempts. Function errors include errors returned by the function's code and errors returned by
+# the function's runtime, such as timeouts." (AWS Lambda developer guide, "How Lambda handles
+# errors and retries with asynchronous invocation",
+# https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)
+ASYNC_RETRY_DELAYS: tuple[float, ...] = (60.0, 120.0)
 INVOKE_PREFIX = "/2015-03-31/functions/"
 Payload = Any
 PythonEntry = Callable[[Payload, object], Payload]
@@ -70,6 +90,10 @@ class Invocation:
     event: Payload
     result: Payload = None
     error: dict[str, Any] | None = None
+    # Virtual time when the invocation started, and its place among an event's asynchronous
+    # attempts (0 for the first, 1 and 2 for Lambda's retries; 0 for a synchronous call).
+    started_at: float = 0.0
+    attempt: int = 0
 
 
 class FunctionError(Exception):
@@ -160,6 +184,9 @@ class NodeFunction:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # The venv's `node` is a Python launcher running the real node as its child: a
+            # process group of their own lets `kill` end both.
+            start_new_session=True,
         )
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline().strip() or 0)
@@ -181,23 +208,57 @@ class NodeFunction:
     def logs(self) -> str:
         return "".join(self._logs)
 
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
     def invoke(self, event: Payload) -> Payload:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=None)
         try:
             connection.request("POST", "/", body=json.dumps(event).encode())
             answer = json.loads(connection.getresponse().read())
+        except (ConnectionError, http.client.HTTPException) as lost:
+            raise FunctionError(runtime_exit_error(self.process.wait())) from lost
         finally:
             connection.close()
         if "error" in answer:
             raise FunctionError(answer["error"])
         return answer["result"]
 
+    def kill(self) -> None:
+        """The runtime dies at once, whatever it was doing."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
     def stop(self) -> None:
-        self.process.kill()
+        self.kill()
         self.process.wait()
 
 
 Runner = PythonFunction | NodeFunction
+
+
+def function_name(name_or_arn: str) -> str:
+    return name_or_arn.split(":function:")[-1].split(":")[0]
+
+
+def runtime_exit_error(exit_status: int) -> dict[str, Any]:
+    """What Lambda answers when the runtime process dies during an invocation."""
+    how = f"signal: {signal.strsignal(-exit_status) or -exit_status}".lower()
+    if exit_status >= 0:
+        how = f"exit status {exit_status}"
+    return {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {uuid.uuid4()} Error: Runtime exited with error: {how}",
+    }
+
+
+@dataclass
+class Crash:
+    """A planned crash: `function`'s runtime dies when `returned`'s invocation returns to it."""
+
+    function: str
+    returned: str
+    times: int = 1
 
 
 def same_code_and_configuration(old: FunctionSpec, new: FunctionSpec) -> bool:
@@ -227,8 +288,11 @@ class LambdaService:
     clock: VirtualClock
     node_environment: dict[str, str]
     invocations: list[Invocation] = field(default_factory=list)
+    async_retry_delays: tuple[float, ...] = ASYNC_RETRY_DELAYS
+    crashes: list[Crash] = field(default_factory=list)
     _functions: dict[str, Runner] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _restart_lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> LambdaService:
@@ -275,26 +339,28 @@ class LambdaService:
         raise ValueError(f"{spec.name}: runtime {spec.runtime} is not run by the harness")
 
     def function(self, name_or_arn: str) -> Runner | None:
-        name = name_or_arn.split(":function:")[-1].split(":")[0]
         with self._lock:
-            return self._functions.get(name)
+            return self._functions.get(function_name(name_or_arn))
 
-    def invoke(self, name_or_arn: str, event: Payload) -> Payload:
+    def invoke(self, name_or_arn: str, event: Payload, attempt: int = 0) -> Payload:
         """Run a function now, as an actor of the deploy; raises FunctionError on failure."""
-        runner = self.function(name_or_arn)
-        if runner is None:
-            raise LookupError(name_or_arn)
+        runner = self._live_runner(name_or_arn)
         with self.clock.actor():
+            call = Invocation(
+                runner.spec.name, event, started_at=self.clock.time(), attempt=attempt
+            )
             try:
                 result = self._run_with_timeout(runner, event)
             except FunctionError as error:
-                self._log(Invocation(runner.spec.name, event, error=error.document))
+                self._log(dataclasses.replace(call, error=error.document))
                 raise
-        self._log(Invocation(runner.spec.name, event, result=result))
+            self._crash_those_waiting_on(runner.spec.name)
+        self._log(dataclasses.replace(call, result=result))
         return result
 
     def invoke_async(self, name_or_arn: str, event: Payload) -> None:
-        """InvocationType Event: queued now (time can't pass before it runs), run in background."""
+        """InvocationType Event: queued now (time can't pass before it runs), run in background,
+        and run again on a function error as Lambda retries it (see ASYNC_RETRY_DELAYS)."""
         if self.function(name_or_arn) is None:
             raise LookupError(name_or_arn)
         started = threading.Event()
@@ -302,11 +368,61 @@ class LambdaService:
         def run() -> None:
             with self.clock.actor():
                 started.set()
-                with contextlib.suppress(FunctionError):
-                    self.invoke(name_or_arn, event)
+                self._run_with_retries(name_or_arn, event)
 
         threading.Thread(target=run, daemon=True).start()
         started.wait()
+
+    def _run_with_retries(self, name_or_arn: str, event: Payload) -> None:
+        """Every attempt carries the same event (a CloudFormation request keeps its RequestId)."""
+        for attempt, delay in enumerate((0.0, *self.async_retry_delays)):
+            if delay:
+                self.clock.sleep(delay)
+            try:
+                self.invoke(name_or_arn, event, attempt)
+                return
+            except FunctionError:
+                continue  # run again after the next delay, if any is left
+            except LookupError:
+                return  # the function was deleted in between: Lambda drops the event
+
+    @contextlib.contextmanager
+    def crash(self, function: str, *, when_returned: str, times: int = 1) -> Iterator[Crash]:
+        """Within the block, kill `function`'s Node runtime when an invocation of `when_returned`
+        returns (before `function` sees the answer), `times` times."""
+        runner = self.function(function)
+        if not isinstance(runner, NodeFunction):
+            raise ValueError(f"{function}: only a Node function's runtime can be killed here")
+        planned = Crash(runner.spec.name, function_name(when_returned), times)
+        with self._lock:
+            self.crashes.append(planned)
+        try:
+            yield planned
+        finally:
+            with self._lock:
+                self.crashes.remove(planned)
+
+    def _crash_those_waiting_on(self, returned: str) -> None:
+        with self._lock:
+            due = [plan for plan in self.crashes if plan.returned == returned and plan.times > 0]
+            for plan in due:
+                plan.times -= 1
+            victims = [self._functions.get(plan.function) for plan in due]
+        for victim in victims:
+            if isinstance(victim, NodeFunction):
+                victim.kill()
+
+    def _live_runner(self, name_or_arn: str) -> Runner:
+        """The function's runtime; a Node runtime that died is started afresh (a cold start)."""
+        with self._restart_lock:
+            runner = self.function(name_or_arn)
+            if runner is None:
+                raise LookupError(name_or_arn)
+            if isinstance(runner, NodeFunction) and not runner.is_alive():
+                runner = self._runner(runner.spec)
+                with self._lock:
+                    self._functions[runner.spec.name] = runner
+            return runner
 
     def _run_with_timeout(self, runner: Runner, event: Payload) -> Payload:
         if isinstance(runner, NodeFunction):
@@ -346,6 +462,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, service: LambdaService) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.service = service
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A caller gone before its answer (a Node runtime killed, see LambdaService.crash) is
+        no error of the endpoint's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
