@@ -32,6 +32,8 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from personalize_export.acknowledgments import acknowledge_query_objects
+
 if TYPE_CHECKING:
     from personalize_export.destination import ExportDestination
 
@@ -57,11 +59,11 @@ DEFAULT_FIRST_RUN = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
 # "Access to the AWS Glue Data Catalog"; projection makes the partition reads unneeded, but a
 # table without it needs them).
 QUERY_ACTIONS = [
+    "glue:BatchGetPartition",
     "glue:GetDatabase",
-    "glue:GetTable",
     "glue:GetPartition",
     "glue:GetPartitions",
-    "glue:BatchGetPartition",
+    "glue:GetTable",
 ]
 AVRO_TO_GLUE = {
     "string": glue.Schema.STRING,
@@ -117,8 +119,10 @@ def glue_columns(
     if problems:
         return [], problems
     columns: list[glue.Column] = []
+    seen: set[str] = set()
     for field in document["fields"]:
-        column, field_problems = _column(field, reserved, {c.name for c in columns})
+        column, field_problems = _column(field, reserved, seen)
+        seen.add(str(field["name"]).lower())
         problems += field_problems
         if column is not None:
             columns.append(column)
@@ -180,7 +184,8 @@ def _table_name_problems(table_name: str | None) -> list[str]:
     if table_name is None or Token.is_unresolved(table_name):
         return []
     if NAME_PATTERN.fullmatch(table_name) is None:
-        return [f"table.table_name {_shown(table_name)} is refused; {NAME_RULE}"]
+        length = f" ({len(table_name)} characters)" if len(table_name) > 255 else ""
+        return [f"table.table_name {_shown(table_name)}{length} is refused; {NAME_RULE}"]
     return []
 
 
@@ -319,10 +324,10 @@ class ExportTable(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._destination = files.destination
-        columns, _ = glue_columns(options.schema, reserved=(RUN_COLUMN,))
+        projection = files.projection
+        columns, _ = glue_columns(options.schema, reserved=(RUN_COLUMN,) if projection else ())
         self.database = options.database or _stack_database(self)
         bucket, prefix = files.destination.bucket, files.destination.output_prefix
-        projection = files.projection
         self.table = glue.S3Table(
             self,
             "Resource",
@@ -357,6 +362,7 @@ class ExportTable(Construct):
             actions=QUERY_ACTIONS,
             resource_arns=[catalog, self.database.database_arn, self.table.table_arn],
         )
+        acknowledge_query_objects(grantee, self._destination.object_arns)
         return catalog_reads.combine(self._destination.grant_read(grantee))
 
 
