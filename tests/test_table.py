@@ -25,6 +25,7 @@ from conftest import new_app, template_of
 from iam_reference import check_template
 from test_security import CFN_LINT_IGNORED, _cfn_lint, acknowledgments
 
+import app as demo_app
 from personalize_export import DatasetExportJob, DatasetExportSchedule
 from personalize_export.dataset_export_job import BUCKET_POLICY_NOT_ADDED
 from personalize_export.table import (
@@ -575,3 +576,39 @@ def test_every_statement_matches_the_iam_reference(tables: Template) -> None:
         if "glue:GetTable" in as_list(s["Action"])
     ]
     assert len(glue_statements) == 3
+
+
+# --- the demo ----------------------------------------------------------------------------------
+
+
+def glue_tables(app: cdk.App) -> dict[str, dict[str, Any]]:
+    """The demo stack's Glue tables by logical id."""
+    template = app.synth().get_stack_by_name("PersonalizeExportDemo").template
+    return {
+        key: resource["Properties"]["TableInput"]
+        for key, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Glue::Table"
+    }
+
+
+def test_the_demo_tables_its_export_and_its_schedule_when_asked(tmp_path: Path) -> None:
+    plain = new_app(tmp_path / "plain")
+    demo_app.build(plain)
+    scheduled = new_app(tmp_path / "scheduled", export_schedule="cron(0 2 * * ? *)")
+    demo_app.build(scheduled)
+    given = new_app(tmp_path / "given", dataset_arn=DATASET)
+    demo_app.build(given)
+
+    (export,) = glue_tables(plain).values()
+    assert [c["Name"] for c in export["StorageDescriptor"]["Columns"]] == [
+        "user_id",
+        "item_id",
+        "timestamp",
+    ]
+    tables = glue_tables(scheduled)
+    (runs,) = [table for key, table in tables.items() if key.startswith("ScheduledTable")]
+    assert runs["Parameters"]["projection.run.range"] == "2026/12/01/0200,NOW"
+    assert runs["Parameters"]["projection.run.interval.unit"] == "DAYS"
+    assert len(tables) == 2
+    # A dataset given by ARN comes without its schema: no table.
+    assert glue_tables(given) == {}
