@@ -430,6 +430,14 @@ def test_an_export_may_have_a_run_field(stack: cdk.Stack) -> None:
     assert columns["Columns"] == [{"Name": "run", "Type": "string"}]
 
 
+def test_a_token_schema_is_refused_the_columns_are_made_at_synth(stack: cdk.Stack) -> None:
+    token = cdk.CfnParameter(stack, "Schema").value_as_string
+    with pytest.raises(
+        ValueError, match=r"table\.schema is a token; the columns are made at synth"
+    ):
+        DatasetExportJob(stack, "Export", dataset_arn=DATASET, table=TableOptions(schema=token))
+
+
 def test_a_token_table_name_is_left_to_deploy_time(stack: cdk.Stack) -> None:
     name = cdk.CfnParameter(stack, "Name").value_as_string
     DatasetExportJob(

@@ -132,6 +132,8 @@ def glue_columns(
 def _schema_document(schema: str | Mapping[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
     if schema is None or schema == "" or schema == {}:
         return {}, [f"table.schema is missing; {SCHEMA_RULE}"]
+    if isinstance(schema, str) and Token.is_unresolved(schema):
+        return {}, ["table.schema is a token; the columns are made at synth: give the document"]
     document: Any = schema
     if isinstance(schema, str):
         try:
