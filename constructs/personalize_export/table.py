@@ -341,7 +341,8 @@ class ExportTable(Construct):
             storage=glue.S3TableStorage.from_bucket(bucket),
             s3_prefix=prefix,
             # Exports are encrypted on the server side (SSE-S3 or SSE-KMS), which Athena reads
-            # as is; `true` is for client-side encryption and makes Athena demand it.
+            # as is; `true` marks client-side (CSE-KMS) data, for which Athena also demands
+            # encrypted query results (Athena user guide, tables over encrypted datasets).
             has_encrypted_data=False,
             storage_parameters=[glue.StorageParameter.skip_header_line_count(1)],
             parameters=_table_parameters(bucket.bucket_name, prefix, partitioned=bool(projection)),
