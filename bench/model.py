@@ -16,15 +16,19 @@ LAYOUTS = {
     "lean": "shared bucket and shared service role, stack_outputs=False",
     "longwait": "long wait, timeout=Duration.hours(6), shared bucket",
     "nowait": "no wait, wait_for_completion=False, shared bucket",
+    "table": "with a Glue table (table=), shared bucket",
 }
 # DatasetExportSchedule layouts: counted per schedule.
 SCHEDULE_LAYOUTS = {
     "schedshared": "schedules into one shared bucket (bucket=, a prefix each)",
     "schedown": "schedules at their defaults (own bucket and role each)",
+    "schedtable": "schedules with a Glue table (table=), one shared bucket",
 }
 LONG_WAIT = "longwait"
 NO_WAIT = "nowait"
 SCHEDULES = "schedshared"
+# table= layouts and the layouts they add a table to: the difference is the table's cost.
+TABLE_LAYOUTS = {"table": "shared", "schedtable": SCHEDULES}
 TARGET_SYNTH_RATIO = 1.15
 TARGET_BYTES_PER_EXPORT = 2048
 TARGET_ASSET_ZIPPED = 16 * 1024

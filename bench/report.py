@@ -11,6 +11,7 @@ from model import (
     LONG_WAIT,
     SCHEDULE_LAYOUTS,
     SCHEDULES,
+    TABLE_LAYOUTS,
     TARGET_ASSET_ZIPPED,
     TARGET_BYTES_PER_EXPORT,
     TARGET_BYTES_PER_LONG_WAIT_EXPORT,
@@ -135,6 +136,20 @@ def bytes_rows(results: Results) -> list[Row]:
                 f"{growth:.0f} B ({minified:.0f} B minified)",
                 f"<= {target} B" if target else "-",
                 verdict(growth <= target) if target else "-",
+            )
+        )
+    for layout, without in TABLE_LAYOUTS.items():
+        added = results.per_extra_export(layout) - results.per_extra_export(without)
+        added_minified = results.per_extra_export(layout, minified=True) - results.per_extra_export(
+            without, minified=True
+        )
+        what = "schedule" if layout in SCHEDULE_LAYOUTS else "export"
+        rows.append(
+            (
+                f"Template bytes a Glue table (table=) adds per {what}",
+                f"{added:.0f} B ({added_minified:.0f} B minified)",
+                "-",
+                "-",
             )
         )
     return rows

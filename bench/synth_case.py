@@ -11,7 +11,9 @@ CASE: bare | demo | LAYOUT-N, with N exports (or schedules):
   longwait    as shared, every export with timeout=Duration.hours(6) (a WaitCondition waits);
   nowait      as shared, every export with wait_for_completion=False;
   schedshared N DatasetExportSchedules into one bucket, a prefix each;
-  schedown    N DatasetExportSchedules at their defaults (own bucket and role each).
+  schedown    N DatasetExportSchedules at their defaults (own bucket and role each);
+  table       as shared, every export with a Glue table (table=);
+  schedtable  as schedshared, every schedule with a Glue table (table=).
 Layout names hold no '-': build() splits the case on it.
 Each case imports only what it uses. Prints one JSON line: seconds spent importing aws_cdk
 (which starts jsii's Node process), building the construct tree, and synthesizing.
@@ -35,6 +37,19 @@ DATASET_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/bench/INTERACT
 STACK_NAME = "BenchStack"
 # What the CDK CLI adds to cdk.json's context: path and asset metadata in every template.
 CLI_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
+# The table= cases' dataset schema: Personalize's Interactions fields.
+SCHEMA = {
+    "type": "record",
+    "name": "Interactions",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+        {"name": "EVENT_TYPE", "type": ["null", "string"]},
+        {"name": "EVENT_VALUE", "type": ["null", "float"]},
+    ],
+    "version": "1.0",
+}
 
 
 def new_app(outdir: str) -> cdk.App:
@@ -85,6 +100,10 @@ def add_no_wait_exports(stack: cdk.Stack, count: int) -> None:
     )
 
 
+def add_table_exports(stack: cdk.Stack, count: int) -> None:
+    add_exports_into_one_bucket(stack, count, role=None, stack_outputs=True, table=True)
+
+
 def add_lean_exports(stack: cdk.Stack, count: int) -> None:
     from aws_cdk import aws_iam as iam
 
@@ -101,8 +120,10 @@ def add_exports_into_one_bucket(
     stack_outputs: bool,
     timeout: cdk.Duration | None = None,
     wait_for_completion: bool = True,
+    table: bool = False,
 ) -> None:
     from personalize_export import DatasetExportJob
+    from personalize_export.table import TableOptions
 
     bucket = shared_bucket(stack)
     for index in range(count):
@@ -116,13 +137,15 @@ def add_exports_into_one_bucket(
             stack_outputs=stack_outputs,
             timeout=timeout,
             wait_for_completion=wait_for_completion,
+            table=TableOptions(schema=SCHEMA) if table else None,
         )
 
 
-def add_shared_bucket_schedules(stack: cdk.Stack, count: int) -> None:
+def add_shared_bucket_schedules(stack: cdk.Stack, count: int, *, table: bool = False) -> None:
     from aws_cdk import aws_scheduler as scheduler
 
     from personalize_export import DatasetExportSchedule
+    from personalize_export.table import TableOptions
 
     bucket = shared_bucket(stack)
     for index in range(count):
@@ -133,7 +156,12 @@ def add_shared_bucket_schedules(stack: cdk.Stack, count: int) -> None:
             schedule=scheduler.ScheduleExpression.cron(hour="2", minute="0"),
             bucket=bucket,
             output_prefix=f"runs/{index}/",
+            table=TableOptions(schema=SCHEMA) if table else None,
         )
+
+
+def add_table_schedules(stack: cdk.Stack, count: int) -> None:
+    add_shared_bucket_schedules(stack, count, table=True)
 
 
 def add_own_bucket_schedules(stack: cdk.Stack, count: int) -> None:
@@ -172,6 +200,8 @@ LAYOUTS: dict[str, Callable[[cdk.Stack, int], None]] = {
     "nowait": add_no_wait_exports,
     "schedshared": add_shared_bucket_schedules,
     "schedown": add_own_bucket_schedules,
+    "table": add_table_exports,
+    "schedtable": add_table_schedules,
 }
 
 

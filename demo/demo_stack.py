@@ -17,6 +17,7 @@ from constructs import Construct
 from personalize_export import DatasetExportJob, DatasetExportSchedule, IngestionMode
 from personalize_export.access_logs import hardened_bucket
 from personalize_export.dataset_export_job import PERSONALIZE, personalize_source_conditions
+from personalize_export.table import TableOptions
 
 SAMPLE_DATA = Path(__file__).parent / "data"
 SAMPLE_KEY_PREFIX = "sample/"
@@ -50,7 +51,8 @@ DEMO_ACKNOWLEDGMENTS = {
 
 
 class DemoStack(Stack):
-    """Exports ``dataset_arn`` if given; otherwise a demo Interactions dataset it creates."""
+    """Exports ``dataset_arn`` if given; otherwise a demo Interactions dataset it creates, with
+    a Glue table over each export of it (its schema is at hand), for Athena."""
 
     def __init__(
         self,
@@ -64,8 +66,10 @@ class DemoStack(Stack):
         dataset is also exported on that schedule, kept 30 days. Default: no schedule."""
         super().__init__(scope, construct_id, description="Personalize dataset export demo")
         dataset = dataset_arn or self._demo_dataset()
+        # Only the demo dataset's schema is known here; a dataset given by ARN gets no table.
+        table = None if dataset_arn else TableOptions(schema=INTERACTIONS_SCHEMA)
         self.export = DatasetExportJob(
-            self, "Export", dataset_arn=dataset, ingestion_mode=IngestionMode.ALL
+            self, "Export", dataset_arn=dataset, ingestion_mode=IngestionMode.ALL, table=table
         )
         self.schedule = (
             DatasetExportSchedule(
@@ -75,6 +79,7 @@ class DemoStack(Stack):
                 schedule=scheduler.ScheduleExpression.expression(export_schedule),
                 ingestion_mode=IngestionMode.ALL,
                 keep=Duration.days(SCHEDULED_RUNS_KEPT_DAYS),
+                table=table,
             )
             if export_schedule
             else None
