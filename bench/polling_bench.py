@@ -283,10 +283,15 @@ def waiter_loop(template: dict[str, Any]) -> WaiterLoop:
     )
 
 
+# The poller's Wait of the first hour (and of a waiting deploy); after it, a watch nobody waits
+# for loops through SlowWait (SLOW_POLL_SECONDS) instead.
+FAST_WAIT = "Wait"
+
+
 def poller_loop(template: dict[str, Any]) -> PollerLoop:
-    """Follow the poller from its Wait state (Next, or a Choice's Default) back to the Wait."""
+    """Follow the poller from its fast Wait state (Next, or a Choice's Default) back to it."""
     states: dict[str, Any] = state_machine_definition(template, POLLER_ID)["States"]
-    (wait_name,) = [name for name, state in states.items() if state["Type"] == "Wait"]
+    wait_name = FAST_WAIT
     loop = [wait_name]
     current = states[wait_name]["Next"]
     while current != wait_name:

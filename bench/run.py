@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -167,6 +168,38 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+HISTORY_TEST = (
+    "tests/test_poller_faults.py::test_the_worst_watch_stays_far_below_the_history_event_limit"
+)
+HISTORY_LINE = re.compile(r"worst-case history events: (\d+)")
+
+
+def worst_case_history_events() -> int:
+    """The export poller's history events in its worst watch (a 12-hour wait, an hour of
+    throttling, the day's watch after it), counted by the test that asserts the limit."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", HISTORY_TEST, "-q", "-s", "-p", "no:xdist"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = HISTORY_LINE.search(run.stdout)
+    if found is None:
+        raise RuntimeError(f"no history count in the test's output:\n{run.stdout[-2000:]}")
+    return int(found.group(1))
+
+
+def history_section(events: int) -> str:
+    return (
+        "\n## Step Functions history events, worst case\n\n"
+        "A 12-hour wait for a job that never ends, an hour of throttled describes in it, and the "
+        "day's watch after the deadline, run through the deploy harness "
+        f"(`{HISTORY_TEST}`): **{events:,} events** in one execution (Step Functions fails an "
+        "execution at 25,000; the target is under 20,000, asserted by that test).\n"
+    )
+
+
 def main() -> None:
     args = parse_args()
     settings = settings_from(args)
@@ -175,8 +208,13 @@ def main() -> None:
         results = measure(settings, Path(workdir))
     results.elapsed_s = time.perf_counter() - started
     print(report.main_table(results))
+    notes = render(results)
+    if not settings.tiny:
+        events = worst_case_history_events()
+        print(f"Worst-case history events of one poller execution: {events:,} (limit 25,000)")
+        notes += history_section(events)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(results))
+    args.output.write_text(notes)
     log(f"wrote {args.output} in {results.elapsed_s:.0f} s")
 
 
