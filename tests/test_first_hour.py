@@ -6,6 +6,7 @@ public surface importable from the package."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib
 import inspect
 import json
@@ -29,6 +30,8 @@ from aws_cdk.assertions import Annotations, Match
 from conftest import new_app, template_of
 from constructs import Construct
 from deploy_sim import Deployment, FakeClock
+from harness.cloudformation import HarnessDeployment
+from harness.scheduler import Scheduler
 from personalize_standin import CALLER_DENIED, PersonalizeStandIn, ServiceError
 
 import personalize_export
@@ -161,9 +164,15 @@ def acknowledge_with_validations(scope: Construct, warning_id: str) -> None:
     )
 
 
+def acknowledge_as_the_synth_report_says(scope: Construct, warning_id: str) -> None:
+    """CDK's validation report prints "Acknowledge with 'Annotation::<id>'"."""
+    acknowledge_with_validations(scope, f"Annotation::{warning_id}")
+
+
 ACKNOWLEDGE = {
     "annotations": acknowledge_with_annotations,
     "validations": acknowledge_with_validations,
+    "as-the-report-says": acknowledge_as_the_synth_report_says,
 }
 
 
@@ -750,3 +759,41 @@ def test_every_public_attribute_an_export_sets_is_annotated(kind: str) -> None:
     export = BUILDS[kind](stack, ingestion_mode="ALL")
     set_by_init = {name for name in vars(export) if not name.startswith("_")}
     assert set_by_init <= set(typing.get_type_hints(type(export)))
+
+
+def poller_actions(template: dict[str, Any]) -> frozenset[str]:
+    """What the export poller's state machine role allows, from its policy in the template."""
+    actions: set[str] = set()
+    for key, res in template["Resources"].items():
+        if res["Type"] == "AWS::IAM::Policy" and key.startswith(
+            "PersonalizeExportPollerStateMachineRole"
+        ):
+            for statement in res["Properties"]["PolicyDocument"]["Statement"]:
+                action = statement["Action"]
+                actions.update([action] if isinstance(action, str) else action)
+    return frozenset(actions)
+
+
+def test_a_scheduled_run_creates_its_job_with_the_tags_of_the_app(
+    tmp_path: Path, tag_checking_standin: TagCheckingStandIn
+) -> None:
+    app = new_app(tmp_path / "cdk.out")
+    stack = cdk.Stack(app, "TaggedRuns")
+    a_schedule(stack, ingestion_mode="ALL", tags={"team": "recs"})
+    cdk.Tags.of(app).add("cost-center", "42")
+    deployment = HarnessDeployment(
+        Path(app.synth().directory), "TaggedRuns", standin=tag_checking_standin
+    )
+    tag_checking_standin.caller_actions = poller_actions(deployment.template)
+    assert deployment.create_stack().ok
+    runs = Scheduler(deployment)
+    (schedule,) = runs.schedules()
+    (scheduled,) = runs.occurrences(schedule, datetime.datetime.now(datetime.UTC), 1)
+
+    assert runs.run(schedule, scheduled)["status"] == "SUCCEEDED"
+
+    (job,) = tag_checking_standin.jobs.values()
+    assert job.tags == [
+        {"tagKey": "cost-center", "tagValue": "42"},
+        {"tagKey": "team", "tagValue": "recs"},
+    ]
