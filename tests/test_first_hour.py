@@ -20,6 +20,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import boto3
+import cdk_nag
 import pytest
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -797,3 +798,15 @@ def test_a_scheduled_run_creates_its_job_with_the_tags_of_the_app(
         {"tagKey": "cost-center", "tagValue": "42"},
         {"tagKey": "team", "tagValue": "recs"},
     ]
+
+
+@both
+def test_tagging_granted_by_tags_of_alone_is_acknowledged_for_cdk_nag(
+    tmp_path: Path, kind: str
+) -> None:
+    app = new_app(tmp_path / "cdk.out")
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+    BUILDS[kind](cdk.Stack(app, "Tagged"), ingestion_mode="ALL")
+    cdk.Tags.of(app).add("cost-center", "42")
+
+    app.synth()  # raises on any unacknowledged finding, TagResource on '*' included

@@ -112,7 +112,7 @@ class _AfterTags:
         self._done = False
 
     def visit(self, node: IConstruct) -> None:
-        if self._done or node.node.path != self._tags.owner.node.path:
+        if self._done or node is not self._tags.owner:
             return
         self._done = True
         self._tags.settle(self._grant)
