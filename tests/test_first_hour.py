@@ -810,3 +810,9 @@ def test_tagging_granted_by_tags_of_alone_is_acknowledged_for_cdk_nag(
     cdk.Tags.of(app).add("cost-center", "42")
 
     app.synth()  # raises on any unacknowledged finding, TagResource on '*' included
+
+
+def test_scope_and_id_given_by_keyword_are_checked_the_same() -> None:
+    stack = cdk.Stack(new_app(), "TestStack")
+    with pytest.raises(TypeError, match=r"DatasetExportJob at 'TestStack/Export' .*\n.*timeout"):
+        DatasetExportJob(scope=stack, construct_id="Export", dataset_arn=DATASET, timeout=3600)  # type: ignore[arg-type]

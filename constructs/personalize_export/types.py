@@ -49,7 +49,8 @@ def typed_options(kind: str, *options: Option) -> Callable[[Callable[P, None]], 
     def decorate(init: Callable[P, None]) -> Callable[P, None]:
         @functools.wraps(init)
         def checked(*args: P.args, **kwargs: P.kwargs) -> None:
-            _construct, scope, construct_id = args
+            scope = args[1] if len(args) > 1 else kwargs.get("scope")
+            construct_id = args[2] if len(args) > 2 else kwargs.get("construct_id")
             check_types(kind, _path(scope, construct_id), options, kwargs)
             init(*args, **kwargs)
 
