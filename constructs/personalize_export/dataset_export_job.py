@@ -249,7 +249,6 @@ class DatasetExportJob(Construct, CompletionEvents):
         self.poller = ExportPoller.of(self)
         provider.hand_jobs_to(self.poller.state_machine_arn)
         self._allow_handler(provider, job_name, tagging=bool(tags))
-        self._tags.when_tagged_by_aspects(lambda: self._allow_tagging(provider.handler_role))
         properties = self._properties(job_name, run_id)
         handle = self._wait_handle(properties) if self.wait_mode == WaitMode.CONDITION else None
         if handle is not None:
@@ -263,6 +262,10 @@ class DatasetExportJob(Construct, CompletionEvents):
             properties=properties,
         )
         self._omit_default_removal_policies(self.resource)
+        self._tags.when_tagged_by_aspects(
+            lambda: self._allow_tagging(provider.handler_role),
+            at=self.resource,
+        )
         self.resource.node.add_dependency(*self._export_destination.write_permissions)
         # A long wait's attributes come from a resource created once the job ended.
         result = self.resource if handle is None else self._wait_past_the_hour(provider, handle)

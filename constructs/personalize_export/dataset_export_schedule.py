@@ -170,8 +170,8 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         self.poller = ExportPoller.of(self)
         self.latest_parameter = self._latest_parameter()
         self._allow_poller(tagging=bool(tags))
-        self._tags.when_tagged_by_aspects(self._allow_tagging)
         self.schedule = self._schedule(schedule, enabled=enabled)
+        self._tags.when_tagged_by_aspects(self._allow_tagging, at=self.schedule)
 
     @property
     def cdk_tag_manager(self) -> TagManager:

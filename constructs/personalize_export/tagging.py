@@ -66,10 +66,16 @@ class ExportTags:
 
         return Lazy.uncached_any(_Producer(tag_list), omit_empty_array=True)
 
-    def when_tagged_by_aspects(self, grant: Callable[[], None]) -> None:
+    def when_tagged_by_aspects(self, grant: Callable[[], None], *, at: IConstruct) -> None:
         """Once CDK's tag aspects ran: warn about every tag left off; call `grant` when some
-        aspect tag reaches the jobs and ``tags=`` did not already make the owner grant it."""
-        Aspects.of(self.owner).add(_AfterTags(self, grant), priority=GRANT_PRIORITY)
+        aspect tag reaches the jobs and ``tags=`` did not already make the owner grant it.
+
+        at: a construct under the owner; the check runs on its default child, a leaf (an aspect
+        visits every construct below where it is added, each visit a call from Node into
+        Python). CDK applies aspects top-down, so the owner is tagged by then.
+        """
+        leaf = at.node.default_child or at
+        Aspects.of(leaf).add(_AfterTags(self, grant), priority=GRANT_PRIORITY)
 
     def settle(self, grant: Callable[[], None]) -> None:
         for key, value in sorted(self.manager.tag_values().items()):
@@ -106,13 +112,16 @@ class _Producer:
 
 @jsii.implements(IAspect)
 class _AfterTags:
+    """Added to a leaf: the one construct it visits is that leaf (jsii hands a construct created
+    on the Node side to Python as a new object each time, so identity can't tell)."""
+
     def __init__(self, tags: ExportTags, grant: Callable[[], None]) -> None:
         self._tags = tags
         self._grant = grant
         self._done = False
 
     def visit(self, node: IConstruct) -> None:
-        if self._done or node is not self._tags.owner:
+        if self._done:
             return
         self._done = True
         self._tags.settle(self._grant)
