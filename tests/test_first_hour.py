@@ -595,8 +595,12 @@ def test_a_tag_personalize_refuses_is_left_off_the_jobs_with_a_warning(kind: str
 
 
 class TagCheckingStandIn(PersonalizeStandIn):
-    """The stand-in, refusing a Create that carries tags unless the caller may TagResource, as
-    IAM does (Personalize's API reference: tagging at create needs personalize:TagResource)."""
+    """The stand-in, refusing a Create that carries tags unless the caller may TagResource.
+
+    Creating with tags needs personalize:TagResource besides CreateDatasetExportJob (shared
+    NOTES.md, Permissions, from Personalize's developer guide and the Service Authorization
+    Reference); how IAM words the refusal is the stand-in's CALLER_DENIED (quoted there). The
+    caller's rights are read from its policy in the template (caller_actions)."""
 
     caller_actions: frozenset[str] = frozenset()
 
@@ -816,3 +820,22 @@ def test_scope_and_id_given_by_keyword_are_checked_the_same() -> None:
     stack = cdk.Stack(new_app(), "TestStack")
     with pytest.raises(TypeError, match=r"DatasetExportJob at 'TestStack/Export' .*\n.*timeout"):
         DatasetExportJob(scope=stack, construct_id="Export", dataset_arn=DATASET, timeout=3600)  # type: ignore[arg-type]
+
+
+@both
+def test_more_than_200_tags_in_all_is_an_error(kind: str) -> None:
+    app = new_app()
+    stack = cdk.Stack(app, "TestStack")
+    export = BUILDS[kind](
+        stack, ingestion_mode="ALL", tags={f"given{index}": "x" for index in range(60)}
+    )
+    for index in range(150):
+        cdk.Tags.of(app).add(f"app{index}", "x", include_resource_types=[_resource_type(export)])
+
+    with pytest.raises(RuntimeError) as raised:
+        app.synth()
+
+    assert (
+        "ERROR TestStack/Export: tags (with those from Tags.of) has 210 entries; an export job "
+        "takes at most 200"
+    ) in str(raised.value)
