@@ -115,7 +115,14 @@ def test_a_bucket_from_another_stack_gets_the_policy_there(app: cdk.App) -> None
     storage = cdk.Stack(app, "Storage", env=ENV)
     bucket = s3.Bucket(storage, "Exports")
     exports = cdk.Stack(app, "Exports", env=ENV)
-    DatasetExportJob(exports, "Export", dataset_arn=DATASET, bucket=bucket, output_prefix="x")
+    DatasetExportJob(
+        exports,
+        "Export",
+        dataset_arn=DATASET,
+        bucket=bucket,
+        output_prefix="x",
+        ingestion_mode="ALL",
+    )
 
     storage_policy = json.dumps(of_type(template_of(storage), "AWS::S3::BucketPolicy"))
     assert "personalize.amazonaws.com" in storage_policy and "/x/*" in storage_policy

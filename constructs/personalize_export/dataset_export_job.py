@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from enum import StrEnum
 
+import jsii
 from aws_cdk import (
     CfnOutput,
     CfnResource,
@@ -15,7 +16,9 @@ from aws_cdk import (
     CustomResource,
     Duration,
     Fn,
+    ITaggableV2,
     Stack,
+    TagManager,
     Token,
 )
 from aws_cdk import aws_events as events
@@ -41,6 +44,7 @@ from personalize_export.destination import (
     ExportDestination,
     personalize_arn,
     personalize_source_conditions,
+    warn,
 )
 from personalize_export.poller import ExportPoller
 from personalize_export.provider import (
@@ -61,10 +65,13 @@ from personalize_export.runtime.export_job.contract import (
 )
 from personalize_export.runtime.export_job.request import job_name_prefix
 from personalize_export.table import ExportFiles, ExportTable, TableOptions
+from personalize_export.tagging import TAG_NOT_APPLIED, ExportTags
+from personalize_export.types import optional, required, str_mapping, typed_options
 
 # Re-exports the destination's names too: users import them from here, where they began.
 __all__ = [
     "BUCKET_POLICY_NOT_ADDED",
+    "INGESTION_MODE_NOT_GIVEN",
     "KEY_POLICY_ACTIONS",
     "KEY_POLICY_NOT_ADDED",
     "MAX_LONG_TIMEOUT",
@@ -75,8 +82,10 @@ __all__ = [
     "SERVICE_KMS_ACTIONS",
     "SERVICE_ROLE_S3_ACTIONS",
     "SHARED_ROLES_ID",
+    "TAG_NOT_APPLIED",
     "DatasetExportJob",
     "IngestionMode",
+    "chosen_ingestion_mode",
     "personalize_arn",
     "personalize_source_conditions",
 ]
@@ -86,6 +95,8 @@ MAX_TIMEOUT = Duration.seconds(MAX_TIMEOUT_SECONDS)
 MAX_LONG_TIMEOUT = Duration.seconds(MAX_LONG_TIMEOUT_SECONDS)
 # Room, inside CloudFormation's hour, to start the job and report its end.
 REPORTING_MARGIN = Duration.seconds(CLOUDFORMATION_MAX_WAIT.to_seconds() - MAX_TIMEOUT_SECONDS)
+# Warned when ingestion_mode is not given; acknowledge it, or pass ingestion_mode explicitly.
+INGESTION_MODE_NOT_GIVEN = "personalize-export:IngestionModeNotGiven"
 
 
 class IngestionMode(StrEnum):
@@ -100,6 +111,40 @@ class IngestionMode(StrEnum):
     ALL = "ALL"
 
 
+def chosen_ingestion_mode(scope: Construct, given: IngestionMode | str | None) -> str:
+    """The mode sent to Personalize; PUT, the service's default, with a warning when not given."""
+    if given is not None:
+        return given.value if isinstance(given, IngestionMode) else given
+    warn(
+        scope,
+        INGESTION_MODE_NOT_GIVEN,
+        "ingestion_mode is not given, so the export is PUT: it exports only data sent with "
+        "PutEvents, PutUsers or PutItems, and nothing of a dataset filled by a dataset import "
+        "job. Choose ingestion_mode=IngestionMode.ALL (both), IngestionMode.BULK (imported data "
+        "only) or IngestionMode.PUT (passing it explicitly silences this warning)",
+    )
+    return IngestionMode.PUT.value
+
+
+_JOB_OPTIONS = (
+    required("dataset_arn", str),
+    optional("ingestion_mode", IngestionMode, str),
+    optional("job_name", str),
+    optional("bucket", s3.IBucket),
+    optional("output_prefix", str),
+    optional("role", iam.IRole),
+    optional("encryption_key", kms.IKey),
+    str_mapping("tags"),
+    optional("timeout", Duration),
+    optional("run_id", str),
+    required("stack_outputs", bool),
+    required("wait_for_completion", bool),
+    optional("event_bus", events.IEventBus),
+    optional("table", TableOptions),
+)
+
+
+@jsii.implements(ITaggableV2)
 class DatasetExportJob(Construct, CompletionEvents):
     """Exports a Personalize dataset to S3 on deploy and waits until the job is ACTIVE.
 
@@ -109,9 +154,13 @@ class DatasetExportJob(Construct, CompletionEvents):
     to ``run_id``, starts a new job under a new name; deleting the stack leaves every job and
     every exported object in place.
 
+    Taggable: ``Tags.of(scope).add(key, value)`` tags the export's jobs too (merged with
+    ``tags=``, which wins on a clash).
+
     :param dataset_arn: the dataset to export (a literal ARN or a token).
-    :param ingestion_mode: BULK, PUT or ALL. Default: PUT, as the service. Data loaded by a
-        dataset import job is exported only by BULK or ALL.
+    :param ingestion_mode: BULK, PUT or ALL. Default: PUT, as the service, with the warning
+        ``personalize-export:IngestionModeNotGiven``. Data loaded by a dataset import job is
+        exported only by BULK or ALL.
     :param job_name: the export job's name, used as given. Names are unique per account and
         region and jobs can't be deleted, so a job of a fixed name runs once: changing the
         export settings under the same name fails the update. Default: derived from the
@@ -123,7 +172,8 @@ class DatasetExportJob(Construct, CompletionEvents):
         rights the export needs.
     :param encryption_key: a KMS key: SSE-KMS on a new bucket and kmsKeyArn on the job.
         Default: none (SSE-S3 on a new bucket).
-    :param tags: tags for the export job, applied when a job is created. Default: none.
+    :param tags: tags for the export job, applied when a job is created, over those of
+        ``Tags.of``. Default: none (only those of ``Tags.of``).
     :param timeout: how long the deploy waits for ACTIVE. Up to 55 minutes the custom resource
         waits itself (CloudFormation gives it one hour); longer, up to 12 hours, a WaitCondition
         waits for the stack's export poller. Default: 55 minutes.
@@ -138,13 +188,29 @@ class DatasetExportJob(Construct, CompletionEvents):
         ``grant_query``). Default: none.
     """
 
+    dataset_arn: str
+    ingestion_mode: str
+    timeout: Duration
+    wait_for_completion: bool
+    output_prefix: str
+    encryption_key: kms.IKey | None
+    bucket: s3.IBucket
+    role: iam.IRole
+    poller: ExportPoller
+    resource: CustomResource
+    job_arn: str
+    job_name: str
+    output_path: str
+    table: ExportTable | None
+
+    @typed_options("DatasetExportJob", *_JOB_OPTIONS)
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         dataset_arn: str,
-        ingestion_mode: IngestionMode | str = IngestionMode.PUT,
+        ingestion_mode: IngestionMode | str | None = None,
         job_name: str | None = None,
         bucket: s3.IBucket | None = None,
         output_prefix: str | None = None,
@@ -159,7 +225,8 @@ class DatasetExportJob(Construct, CompletionEvents):
         table: TableOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
+        mode = chosen_ingestion_mode(self, ingestion_mode)
+        self._tags = ExportTags(self, tags, RESOURCE_TYPE)
         self.timeout = timeout or MAX_TIMEOUT
         self.wait_for_completion = wait_for_completion
         self._completion_bus = event_bus
@@ -189,7 +256,7 @@ class DatasetExportJob(Construct, CompletionEvents):
         self.poller = ExportPoller.of(self)
         provider.hand_jobs_to(self.poller.state_machine_arn)
         self._allow_handler(provider, job_name, tagging=bool(tags))
-        properties = self._properties(job_name, tags, run_id)
+        properties = self._properties(job_name, run_id)
         handle = self._wait_handle(properties) if self.wait_mode == WaitMode.CONDITION else None
         if handle is not None:
             properties[Prop.WAIT_HANDLE] = handle.ref
@@ -202,6 +269,10 @@ class DatasetExportJob(Construct, CompletionEvents):
             properties=properties,
         )
         self._omit_default_removal_policies(self.resource)
+        self._tags.when_tagged_by_aspects(
+            lambda: self._allow_tagging(provider.handler_role),
+            at=self.resource,
+        )
         self.resource.node.add_dependency(*self._export_destination.write_permissions)
         # A long wait's attributes come from a resource created once the job ended.
         result = self.resource if handle is None else self._wait_past_the_hour(provider, handle)
@@ -215,6 +286,11 @@ class DatasetExportJob(Construct, CompletionEvents):
             if table
             else None
         )
+
+    @property
+    def cdk_tag_manager(self) -> TagManager:
+        """Where ``Tags.of(...)`` sets the tags of this export's jobs."""
+        return self._tags.manager
 
     @property
     def wait_mode(self) -> str:
@@ -302,7 +378,7 @@ class DatasetExportJob(Construct, CompletionEvents):
             *validation.check_job_name(job_name),
             *claims.job_name_clashes(job_name, self),
             *validation.check_run_id(run_id, job_name),
-            *ExportDestination.problems(self, destination_props),
+            *ExportDestination.problems(self, destination_props, dataset_arn=dataset_arn),
             *validation.check_tags(tags),
             *validation.check_timeout(
                 self.timeout, minimum=POLL_INTERVAL, maximum=MAX_LONG_TIMEOUT
@@ -346,13 +422,16 @@ class DatasetExportJob(Construct, CompletionEvents):
             )
         )
         if tagging:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["personalize:TagResource"], resources=["*"])
-            )
-            acknowledge_tagging(role)
+            self._allow_tagging(role)
         self._export_destination.grant_pass_role(role)
         self.poller.grant_start(role)
         self.poller.grant_publish(self._completion_bus_arn)
+
+    def _allow_tagging(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["personalize:TagResource"], resources=["*"])
+        )
+        acknowledge_tagging(role)
 
     @property
     def _job_name_prefix(self) -> str:
@@ -382,9 +461,7 @@ class DatasetExportJob(Construct, CompletionEvents):
             return Token.as_string(self.timeout.to_seconds())
         return str(self._timeout_seconds)
 
-    def _properties(
-        self, job_name: str | None, tags: Mapping[str, str] | None, run_id: str | None
-    ) -> dict[str, object]:
+    def _properties(self, job_name: str | None, run_id: str | None) -> dict[str, object]:
         properties: dict[str, object] = {
             Prop.DATASET_ARN: self.dataset_arn,
             Prop.INGESTION_MODE: self.ingestion_mode,
@@ -402,7 +479,8 @@ class DatasetExportJob(Construct, CompletionEvents):
             Prop.KMS_KEY_ARN: self.encryption_key.key_arn if self.encryption_key else None,
             Prop.JOB_NAME: job_name,
             Prop.RUN_ID: run_id,
-            Prop.TAGS: _tag_list(tags),
+            # Tags.of and tags=, read at synth; omitted when there are none.
+            Prop.TAGS: self._tags.rendered("tagKey", "tagValue"),
         }
         properties.update({key: value for key, value in optional.items() if value is not None})
         return properties
@@ -420,9 +498,3 @@ class DatasetExportJob(Construct, CompletionEvents):
             value=self.output_path,
             description="Export output path",
         )
-
-
-def _tag_list(tags: Mapping[str, str] | None) -> list[dict[str, str]] | None:
-    if not tags:
-        return None
-    return [{"tagKey": key, "tagValue": value} for key, value in sorted(tags.items())]

@@ -9,7 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Aws, Duration, Fn, Stack, Token
+import jsii
+from aws_cdk import Aws, Duration, Fn, ITaggableV2, Stack, TagManager, Token
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -22,7 +23,7 @@ from constructs import Construct
 from personalize_export import validation
 from personalize_export.acknowledgments import acknowledge_export_objects
 from personalize_export.completion_event import CompletionEvents
-from personalize_export.dataset_export_job import IngestionMode
+from personalize_export.dataset_export_job import IngestionMode, chosen_ingestion_mode
 from personalize_export.destination import (
     LIFECYCLE_RULE_NOT_ADDED,
     DestinationProps,
@@ -38,6 +39,8 @@ from personalize_export.runtime.export_job.contract import (
     Poll,
 )
 from personalize_export.table import ExportFiles, ExportTable, TableOptions, run_projection
+from personalize_export.tagging import ExportTags
+from personalize_export.types import optional, required, str_mapping, typed_options
 
 __all__ = [
     "LATEST_READ_ACTIONS",
@@ -53,8 +56,25 @@ WATCH = Duration.seconds(MAX_LONG_TIMEOUT_SECONDS + WATCH_AFTER_DEADLINE_SECONDS
 LATEST_READ_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory"]
 _NAME_ILLEGAL = re.compile(r"[^a-zA-Z0-9\-_]+")
 _NAME_HASH_LENGTH = 8
+# The resource type the schedule's tag manager reports (Tags.of include/exclude filters).
+TAGGED_RESOURCE_TYPE = "Custom::PersonalizeExportSchedule"
+_SCHEDULE_OPTIONS = (
+    required("dataset_arn", str),
+    required("schedule", scheduler.ScheduleExpression),
+    optional("ingestion_mode", IngestionMode, str),
+    optional("bucket", s3.IBucket),
+    optional("output_prefix", str),
+    optional("role", iam.IRole),
+    optional("encryption_key", kms.IKey),
+    str_mapping("tags"),
+    optional("keep", Duration),
+    required("enabled", bool),
+    optional("event_bus", events.IEventBus),
+    optional("table", TableOptions),
+)
 
 
+@jsii.implements(ITaggableV2)
 class DatasetExportSchedule(Construct, CompletionEvents):
     """Exports a Personalize dataset on a schedule: each run starts one export job, named after
     its scheduled time, writing into a dated folder of its own under the prefix.
@@ -71,7 +91,8 @@ class DatasetExportSchedule(Construct, CompletionEvents):
 
     :param dataset_arn: the dataset to export (a literal ARN or a token).
     :param schedule: when to run, e.g. ``ScheduleExpression.cron(hour="2", minute="0")``.
-    :param ingestion_mode: BULK, PUT or ALL. Default: PUT, as the service.
+    :param ingestion_mode: BULK, PUT or ALL. Default: PUT, as the service, with the warning
+        ``personalize-export:IngestionModeNotGiven``.
     :param bucket: the bucket to export into. Default: a new hardened bucket.
     :param output_prefix: the key prefix the dated run folders go under. Default: the
         construct path.
@@ -79,7 +100,8 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         rights the export needs.
     :param encryption_key: a KMS key: SSE-KMS on a new bucket and kmsKeyArn on every job.
         Default: none (SSE-S3 on a new bucket).
-    :param tags: tags for every job. Default: none.
+    :param tags: tags for every job, over those of ``Tags.of``. Default: none (only those of
+        ``Tags.of``).
     :param keep: how long each run is kept: a lifecycle rule on the prefix expires its objects
         after this many days (whole days, at least one), and their noncurrent versions a day
         later. Only on a bucket of the app; for an imported one it warns
@@ -90,6 +112,20 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         found by projection, for Athena (``TableOptions``; see ``grant_query``). Default: none.
     """
 
+    dataset_arn: str
+    ingestion_mode: str
+    keep: Duration | None
+    job_name_prefix: str
+    output_prefix: str
+    encryption_key: kms.IKey | None
+    bucket: s3.IBucket
+    role: iam.IRole
+    poller: ExportPoller
+    latest_parameter: ssm.StringParameter
+    schedule: scheduler.Schedule
+    table: ExportTable | None
+
+    @typed_options("DatasetExportSchedule", *_SCHEDULE_OPTIONS)
     def __init__(
         self,
         scope: Construct,
@@ -97,7 +133,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         *,
         dataset_arn: str,
         schedule: scheduler.ScheduleExpression,
-        ingestion_mode: IngestionMode | str = IngestionMode.PUT,
+        ingestion_mode: IngestionMode | str | None = None,
         bucket: s3.IBucket | None = None,
         output_prefix: str | None = None,
         role: iam.IRole | None = None,
@@ -109,7 +145,8 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         table: TableOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
+        mode = chosen_ingestion_mode(self, ingestion_mode)
+        self._tags = ExportTags(self, tags, TAGGED_RESOURCE_TYPE)
         self._completion_bus = event_bus
         destination_props = DestinationProps(
             bucket=bucket, output_prefix=output_prefix, role=role, encryption_key=encryption_key
@@ -140,8 +177,14 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         self.poller = ExportPoller.of(self)
         self.latest_parameter = self._latest_parameter()
         self._allow_poller(tagging=bool(tags))
-        self.schedule = self._schedule(schedule, tags, enabled=enabled)
+        self.schedule = self._schedule(schedule, enabled=enabled)
+        self._tags.when_tagged_by_aspects(self._allow_tagging, at=self.schedule)
         self.table = self._table(table, schedule) if table else None
+
+    @property
+    def cdk_tag_manager(self) -> TagManager:
+        """Where ``Tags.of(...)`` sets the tags of this schedule's jobs."""
+        return self._tags.manager
 
     def _latest_parameter(self) -> ssm.StringParameter:
         """The latest good run's folder; the prefix itself until a run ends ACTIVE.
@@ -159,7 +202,6 @@ class DatasetExportSchedule(Construct, CompletionEvents):
     def _schedule(
         self,
         expression: scheduler.ScheduleExpression,
-        tags: Mapping[str, str] | None,
         *,
         enabled: bool,
     ) -> scheduler.Schedule:
@@ -171,7 +213,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             schedule=expression,
             target=targets.StepFunctionsStartExecution(
                 self.poller.state_machine,
-                input=scheduler.ScheduleTargetInput.from_object(self._run_input(tags)),
+                input=scheduler.ScheduleTargetInput.from_object(self._run_input()),
             ),
             enabled=enabled,
             description=f"Personalize dataset export {self.node.path}"[:512],
@@ -222,7 +264,11 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             *validation.check_ingestion_mode(mode),
             *validation.check_schedule(schedule.expression_string),
             *ExportDestination.problems(
-                self, destination_props, folder_length=RUN_FOLDER_LENGTH, keep=keep
+                self,
+                destination_props,
+                folder_length=RUN_FOLDER_LENGTH,
+                keep=keep,
+                dataset_arn=dataset_arn,
             ),
             *validation.check_tags(tags),
             *validation.check_keep(keep),
@@ -242,11 +288,14 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         self.poller.grant_latest(self._latest_arn)
         self.poller.grant_publish(self._completion_bus_arn)
         if tagging:
-            # Identical statements are rendered once, however many schedules set tags; the
-            # poller acknowledges Resource '*' on its role, TagResource included.
-            state_machine.add_to_role_policy(
-                iam.PolicyStatement(actions=["personalize:TagResource"], resources=["*"])
-            )
+            self._allow_tagging()
+
+    def _allow_tagging(self) -> None:
+        # Identical statements are rendered once, however many schedules set tags; the poller
+        # acknowledges Resource '*' on its role, TagResource included.
+        self.poller.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["personalize:TagResource"], resources=["*"])
+        )
 
     @property
     def _latest_arn(self) -> str:
@@ -257,7 +306,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             {"Name": self.latest_parameter.parameter_name},
         )
 
-    def _run_input(self, tags: Mapping[str, str] | None) -> dict[str, Any]:
+    def _run_input(self) -> dict[str, Any]:
         """The poller's input for every run; Scheduler fills in the scheduled time."""
         destination: dict[str, str] = {"Path": self.destination}
         if self.encryption_key is not None:
@@ -267,11 +316,9 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             "IngestionMode": self.ingestion_mode,
             "RoleArn": self.role.role_arn,
             "JobOutput": {"S3DataDestination": destination},
+            # Tags.of and tags=, read at synth; omitted when there are none.
+            "Tags": self._tags.rendered("TagKey", "TagValue"),
         }
-        if tags:
-            create["Tags"] = [
-                {"TagKey": key, "TagValue": value} for key, value in sorted(tags.items())
-            ]
         polls = math.ceil(WATCH.to_seconds() / LONG_POLL_SECONDS)
         return {
             Poll.CREATE: create,

@@ -12,7 +12,7 @@ import re
 import weakref
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration, Stack, Token, Validations
+from aws_cdk import Annotations, Aws, Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -28,7 +28,8 @@ KEY_POLICY_ACTIONS = [*SERVICE_KMS_ACTIONS, "kms:CreateGrant"]
 _S3_KEY_UNSAFE = re.compile(r"[^a-zA-Z0-9!_.*'()/-]+")
 # Where the service roles shared by exports into one given bucket live, in each stack.
 SHARED_ROLES_ID = "ExportRoles"
-# Warnings a user can acknowledge with Validations.of(export).acknowledge(...).
+# Warnings a user can acknowledge with Annotations.of(export).acknowledge_warning(id, reason)
+# or Validations.of(export).acknowledge(Acknowledgment(id=id, reason=reason)).
 BUCKET_POLICY_NOT_ADDED = "personalize-export:BucketPolicyNotAdded"
 ROLE_POLICY_NOT_ADDED = "personalize-export:RolePolicyNotAdded"
 KEY_POLICY_NOT_ADDED = "personalize-export:KeyPolicyNotAdded"
@@ -136,11 +137,13 @@ class ExportDestination:
         *,
         folder_length: int = 0,
         keep: Duration | None = None,
+        dataset_arn: str = "",
     ) -> list[str]:
         """Every rule the destination breaks, each naming the setting, the value and the rule.
 
         folder_length: what each job adds under the prefix (a schedule's dated run folder);
-        keep: how long the objects under the prefix are kept (see ``expire_after``).
+        keep: how long the objects under the prefix are kept (see ``expire_after``);
+        dataset_arn: the dataset exported, whose region a given bucket must share.
         """
         prefix = _output_prefix(owner, props.output_prefix)
         bucket_name = props.bucket.bucket_name if props.bucket else None
@@ -150,7 +153,9 @@ class ExportDestination:
             ),
             *_destination_clashes(owner, props.bucket, prefix),
             *validation.check_keep_scope(keep, prefix, _bucket_label(props.bucket)),
+            *_bucket_region_problems(owner, props.bucket, dataset_arn),
             *validation.check_role_arn(props.role.role_arn if props.role else None),
+            *_role_trust_problems(props.role),
             *_key_problems(props.encryption_key, Stack.of(owner).region),
         ]
 
@@ -347,7 +352,18 @@ class ExportDestination:
             )
 
     def _warn(self, warning_id: str, message: str) -> None:
-        Validations.of(self._owner).add_warning(warning_id, message)
+        warn(self._owner, warning_id, message)
+
+
+def warn(scope: IConstruct, warning_id: str, message: str) -> None:
+    """A warning both usual ways acknowledge: Annotations.of(scope).acknowledge_warning(id) and
+    Validations.of(scope).acknowledge(Acknowledgment(id=id, ...)).
+
+    (Validations.add_warning records the id as 'Annotation::<id>', which
+    Annotations.acknowledge_warning(id) does not match; add_warning_v2 records it as given, and
+    Validations.acknowledge acknowledges both forms.)
+    """
+    Annotations.of(scope).add_warning_v2(warning_id, message)
 
 
 def _output_prefix(owner: Construct, given: str | None) -> str:
@@ -378,6 +394,25 @@ def _destination_clashes(owner: Construct, bucket: s3.IBucket | None, prefix: st
     if claimed is None:
         return []
     return ExportClaims.of(owner).destination_clashes(claimed, prefix)
+
+
+def _bucket_region_problems(
+    owner: Construct, bucket: s3.IBucket | None, dataset_arn: str
+) -> list[str]:
+    """A given bucket's region, when known at synth: from its stack's env or its attributes."""
+    if bucket is None:
+        return []
+    label = _bucket_label(bucket) or bucket.node.path
+    region = bucket.env.region
+    return validation.check_bucket_region(label, region, Stack.of(owner).region, dataset_arn)
+
+
+def _role_trust_problems(role: iam.IRole | None) -> list[str]:
+    """A role created in the app has its trust policy known at synth; an imported one hasn't."""
+    if not isinstance(role, iam.Role):
+        return []
+    policy = Stack.of(role).resolve(role.assume_role_policy)
+    return validation.check_role_trust(role.node.path, policy if policy is not None else {})
 
 
 def _key_problems(key: kms.IKey | None, region: str) -> list[str]:

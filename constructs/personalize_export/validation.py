@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, Token
 
@@ -200,6 +201,95 @@ def _check_region(setting: str, arn: str, stack_region: str) -> list[str]:
         f"{setting} {shown(arn)} is in region {region!r} but the stack deploys to "
         f"{stack_region!r}; Personalize, the bucket and the key must share one region"
     ]
+
+
+PERSONALIZE_SERVICE = "personalize.amazonaws.com"
+ASSUME_ACTIONS = frozenset({"sts:AssumeRole", "sts:*", "*"})
+ROLE_TRUST_RULE = (
+    f"Personalize must be able to assume the service role: its trust policy must allow "
+    f"sts:AssumeRole to the service principal {PERSONALIZE_SERVICE} (e.g. "
+    f"assumed_by=iam.ServicePrincipal({PERSONALIZE_SERVICE!r}))"
+)
+
+
+def check_role_trust(role_label: str, trust_policy: Mapping[str, Any] | None) -> list[str]:
+    """trust_policy: the role's assume-role policy document as resolved at synth, when the role
+    is created in the app (None for an imported role: nothing to check)."""
+    if trust_policy is None or _trusts_personalize(trust_policy):
+        return []
+    trusted = sorted(_principals(trust_policy)) or ["nobody"]
+    return [
+        f"role {role_label} trusts {', '.join(trusted)}, not {PERSONALIZE_SERVICE}; "
+        f"{ROLE_TRUST_RULE}"
+    ]
+
+
+def _allow_statements(policy: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    statements = policy.get("Statement") or []
+    return [
+        statement
+        for statement in statements
+        if statement.get("Effect") == "Allow"
+        and ASSUME_ACTIONS.intersection(_as_list(statement.get("Action")))
+    ]
+
+
+def _trusts_personalize(policy: Mapping[str, Any]) -> bool:
+    principals = _principals(policy)
+    # A principal built from tokens can't be read at synth: only a known "no" is an error.
+    return bool({PERSONALIZE_SERVICE, "*", UNREADABLE} & principals)
+
+
+UNREADABLE = "<a principal known only on deploy>"
+
+
+def _principals(policy: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for statement in _allow_statements(policy):
+        principal = statement.get("Principal")
+        if principal == "*":
+            found.add("*")
+        elif isinstance(principal, Mapping):
+            for values in principal.values():
+                found.update(
+                    value if isinstance(value, str) and is_literal(value) else UNREADABLE
+                    for value in _as_list(values)
+                )
+    return found
+
+
+def _as_list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def check_bucket_region(
+    bucket_label: str, bucket_region: str | None, stack_region: str, dataset_arn: str
+) -> list[str]:
+    """bucket_region: the given bucket's region when known at synth (its env or attributes)."""
+    if bucket_region is None or not is_literal(bucket_region):
+        return []
+    rule = "Personalize, the bucket and the key must share one region"
+    if is_literal(stack_region) and bucket_region != stack_region:
+        return [
+            f"bucket {bucket_label} is in region {bucket_region!r} but the stack deploys to "
+            f"{stack_region!r}; {rule}"
+        ]
+    dataset_region = _arn_region(dataset_arn)
+    if dataset_region and bucket_region != dataset_region:
+        return [
+            f"bucket {bucket_label} is in region {bucket_region!r} but the dataset is in "
+            f"{dataset_region!r}; {rule}"
+        ]
+    return []
+
+
+def _arn_region(arn: str) -> str | None:
+    if not is_literal(arn):
+        return None
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else None
 
 
 def check_tags(tags: Mapping[str, str] | None) -> list[str]:
