@@ -77,6 +77,19 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[PersonalizeStandIn]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def demo_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo app as `cdk synth` builds it with no context, synthesized once per test process.
+
+    Shared by every test that deploys or reads the default demo: read it, never change it.
+    """
+    import app as demo_app  # the repository's app.py (pythonpath "."), imported only when needed
+
+    app = new_app(tmp_path_factory.mktemp("demo.out"))
+    demo_app.build(app)
+    return Path(app.synth().directory)
+
+
 DeploymentFactory = Callable[[cdk.App, str], Deployment]
 Synth = Callable[..., Path]
 

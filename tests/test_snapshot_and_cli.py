@@ -12,21 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, new_app, path_without_the_venv
+from conftest import REPO, path_without_the_venv
 from syrupy.assertion import SnapshotAssertion
-
-import app as demo_app
 
 STACK = "PersonalizeExportDemo"
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
-
-
-def synthesized_demo(outdir: Path, **context: Any) -> dict[str, Any]:
-    app = new_app(outdir, **context)
-    demo_app.build(app)
-    assembly = Path(app.synth().directory)
-    template: dict[str, Any] = json.loads((assembly / f"{STACK}.template.json").read_text())
-    return template
 
 
 def masked(template: dict[str, Any]) -> dict[str, Any]:
@@ -36,9 +26,10 @@ def masked(template: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The demo app synthesized once for this module, as the tests synthesize it."""
-    return synthesized_demo(tmp_path_factory.mktemp("cdk.out"))
+def demo_template(demo_assembly: Path) -> dict[str, Any]:
+    """The demo app as the tests synthesize it (once per test process, see conftest)."""
+    template: dict[str, Any] = json.loads((demo_assembly / f"{STACK}.template.json").read_text())
+    return template
 
 
 def test_demo_template_matches_snapshot(
