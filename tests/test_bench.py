@@ -65,7 +65,8 @@ def test_tiny_benchmark_writes_the_table(tmp_path: Path) -> None:
         [sys.executable, str(REPO / "bench" / "run.py"), "--tiny", "--output", str(output)],
         capture_output=True,
         text=True,
-        timeout=300,
+        # 16 synths in a row: generous, as the other subprocess tests, for a machine under load.
+        timeout=900,
         cwd=tmp_path,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]

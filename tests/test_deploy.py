@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO, DeploymentFactory, new_app
+from deploy_sim import Deployment, FakeClock
 from personalize_standin import PersonalizeStandIn
 
 import app as demo_app
@@ -19,11 +20,9 @@ EXISTING_DATASET = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/INTE
 
 
 def test_demo_deploy_reaches_active_with_both_outputs(
-    tmp_path: Path, standin: PersonalizeStandIn, deployment_of: DeploymentFactory
+    demo_assembly: Path, standin: PersonalizeStandIn
 ) -> None:
-    app = new_app(tmp_path / "cdk.out")
-    demo_app.build(app)
-    deployment = deployment_of(app, STACK)
+    deployment = Deployment(demo_assembly, STACK, FakeClock())
 
     with deployment.handler() as handler:
         outputs = deployment.deploy(handler)
@@ -63,11 +62,9 @@ def test_existing_dataset_is_exported_without_a_demo_dataset(
 
 
 def test_every_attribute_the_stack_reads_is_one_the_handler_returns(
-    tmp_path: Path, standin: PersonalizeStandIn, deployment_of: DeploymentFactory
+    demo_assembly: Path, standin: PersonalizeStandIn
 ) -> None:
-    app = new_app(tmp_path / "cdk.out")
-    demo_app.build(app)
-    deployment = deployment_of(app, STACK)
+    deployment = Deployment(demo_assembly, STACK, FakeClock())
     (custom,) = deployment.custom_resources()
     getatt = rf'"Fn::GetAtt": \["{custom}", "(\w+)"\]'
     read = set(re.findall(getatt, json.dumps(deployment.template)))
@@ -89,10 +86,8 @@ def _logical_id(template: dict[str, Any], kind: str, prefix: str) -> str:
     )
 
 
-def test_demo_template_has_one_export_resource(tmp_path: Path) -> None:
-    app = new_app(tmp_path / "cdk.out")
-    demo_app.build(app)
-    template = json.loads((Path(app.synth().directory) / f"{STACK}.template.json").read_text())
+def test_demo_template_has_one_export_resource(demo_assembly: Path) -> None:
+    template = json.loads((demo_assembly / f"{STACK}.template.json").read_text())
     kinds = [res["Type"] for res in template["Resources"].values()]
     assert kinds.count(RESOURCE_TYPE) == 1
     assert (REPO / "demo" / "data" / "interactions.csv").is_file()

