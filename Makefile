@@ -1,5 +1,6 @@
 # make synth: set everything up, then synthesize the demo app with the real CDK CLI.
 # make test:  set everything up, then lint, type-check and run the whole test suite.
+# make integ: deploy, assert and destroy the integ/ apps on your AWS account (docs/integration-tests.md).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 # A new file in the package needs a fresh editable install (strict mode links file by file).
 PACKAGE_DIRS := constructs/personalize_export lambda lambda/export_job
 
-.PHONY: setup synth test lint typecheck unit bench clean
+.PHONY: setup synth test lint typecheck unit bench clean integ integ-snapshot
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -46,3 +47,12 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build dist *.egg-info
+
+# --- integration tests (integ/) ---
+# make integ [INTEG="integ_export ..."]: on your account, credentials and region from the environment.
+integ: setup
+	python integ/run.py $(INTEG)
+
+# Rewrite integ/<app>.snapshot/ offline after an intended template change (make test checks them).
+integ-snapshot: setup
+	python integ/snapshot.py --update
