@@ -484,6 +484,11 @@ _ARN_KINDS = {
     "AWS::Events::EventBus": _ArnKind(
         "arn:{partition}:events:{region}:{account}:event-bus/{name}", "Name"
     ),
+    # Ref gives the name of both (a table's ARN is built from both names).
+    "AWS::Glue::Database": _ArnKind(
+        "arn:{partition}:glue:{region}:{account}:database/{name}", None
+    ),
+    "AWS::Glue::Table": _ArnKind("arn:{partition}:glue:{region}:{account}:table/{name}", None),
     "AWS::Personalize::DatasetGroup": _ArnKind(
         "arn:{partition}:personalize:{region}:{account}:dataset-group/{name}", "Name", True
     ),

@@ -40,6 +40,7 @@ from typing import Any, cast
 
 import boto3
 from botocore.config import Config
+from standin_exports import Record, StandInExports
 
 TARGET_PREFIX = "AmazonPersonalize."
 SFN_TARGET_PREFIX = "AWSStepFunctions."
@@ -423,6 +424,8 @@ class PersonalizeStandIn:
         self.calls: list[Call] = []
         self.jobs: dict[str, ExportJob] = {}
         self.datasets: set[str] | None = None
+        # Data held per dataset ARN and the files written from it (see hold_dataset).
+        self.exports = StandInExports()
         self._faults: list[_Fault] = []
         self._outcomes: list[_Outcome] = []
         # Service limits under load: at most this many jobs in progress per account and region
@@ -588,6 +591,11 @@ class PersonalizeStandIn:
                 status=status,
             )
         return arn
+
+    def hold_dataset(self, arn: str, schema: str | dict[str, Any], records: list[Record]) -> None:
+        """Hold a dataset's schema and records: its jobs write export files on turning ACTIVE."""
+        with self._lock:
+            self.exports.hold(arn, schema, records)
 
     def fail_next_job(self, reason: str) -> None:
         """Make the next job created end in CREATE FAILED with this failureReason."""
@@ -803,8 +811,19 @@ class PersonalizeStandIn:
         # A job that runs by the clock is the same to everyone; one moved on by describes
         # moves only for the progress caller.
         if self.job_seconds is not None or self.progress_caller in (None, self._caller):
+            was = job.status
             job.advance(self.polls_per_state, self._now(), self.job_seconds)
+            if was != ACTIVE and job.status == ACTIVE:
+                self._write_export(job)
         return {"datasetExportJob": job.description()}
+
+    def _write_export(self, job: ExportJob) -> None:
+        """A job turning ACTIVE writes its files; one S3 refuses fails instead."""
+        if not self.exports.write(job):
+            dataset_type = job.dataset_arn.rsplit("/", 1)[-1]
+            job.status = FAILED
+            job.failure_reason = JOB_FAILED_PREFIX.format(dataset_type=dataset_type)
+            job.failure_reason += S3_DENIED_IN_JOB
 
     def _list_dataset_export_jobs(self, body: Body) -> Body:
         dataset_arn = body.get("datasetArn")

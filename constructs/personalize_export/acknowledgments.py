@@ -17,7 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
-from constructs import IConstruct
+from constructs import Construct, IConstruct
 
 PACK = "AwsSolutions"
 
@@ -69,6 +69,11 @@ POLLER_JOBS = (
     "The stack's export poller watches the jobs of every export and schedule of the stack, each "
     "under a name derived per request or per scheduled run; the wildcard covers only export "
     "jobs (dataset-export-job/), in this account and region."
+)
+QUERY_OBJECTS = (
+    "grant_query: reading a Glue table over an export means reading every CSV file Personalize "
+    "writes under the export's prefix (names it chooses, in run folders for a schedule); the "
+    "wildcard is limited to that prefix in that bucket."
 )
 ACCESS_LOG_TARGET = (
     "This is the server access log bucket itself: logging it into itself would log every log "
@@ -179,6 +184,12 @@ def acknowledge_poller(poller: IConstruct) -> None:
     acknowledge_wildcard_resources(role, [jobs], POLLER_JOBS)
     acknowledge(role, "IAM5", LOG_DELIVERY_STATE_MACHINE, "Resource::*")
     acknowledge_wildcard_resources(role, [f"{signal.function_arn}:*"], INVOKE_OWN_VERSIONS)
+
+
+def acknowledge_query_objects(grantee: iam.IGrantable, object_arns: str) -> None:
+    """The exported files a table's reader may get (grant_query), on the reader itself."""
+    if isinstance(grantee, Construct):
+        acknowledge_wildcard_resources(grantee, [object_arns], QUERY_OBJECTS)
 
 
 def personalize_jobs(stack: Stack) -> str:

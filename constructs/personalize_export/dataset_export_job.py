@@ -60,6 +60,7 @@ from personalize_export.runtime.export_job.contract import (
     WaitMode,
 )
 from personalize_export.runtime.export_job.request import job_name_prefix
+from personalize_export.table import ExportFiles, ExportTable, TableOptions
 
 # Re-exports the destination's names too: users import them from here, where they began.
 __all__ = [
@@ -133,6 +134,8 @@ class DatasetExportJob(Construct, CompletionEvents):
     :param run_id: any string; changing it runs the export again with unchanged settings.
         Not with ``job_name``. Default: none.
     :param stack_outputs: add CfnOutputs for the job ARN and the output path. Default: True.
+    :param table: a Glue table over the output path, for Athena (``TableOptions``; see
+        ``grant_query``). Default: none.
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class DatasetExportJob(Construct, CompletionEvents):
         stack_outputs: bool = True,
         wait_for_completion: bool = True,
         event_bus: events.IEventBus | None = None,
+        table: TableOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
@@ -171,6 +175,7 @@ class DatasetExportJob(Construct, CompletionEvents):
             destination_props=destination_props,
             tags=tags,
             timeout_given=timeout is not None,
+            table=table,
         )
         self.dataset_arn = dataset_arn
         self.ingestion_mode = mode
@@ -205,6 +210,11 @@ class DatasetExportJob(Construct, CompletionEvents):
         self.output_path = result.get_att_string(Attr.OUTPUT_PATH)
         if stack_outputs:
             self._add_outputs()
+        self.table = (
+            ExportTable(self, "Table", table, ExportFiles(self._export_destination))
+            if table
+            else None
+        )
 
     @property
     def wait_mode(self) -> str:
@@ -266,6 +276,13 @@ class DatasetExportJob(Construct, CompletionEvents):
         """Read access to exactly the exported objects: list the prefix, get, decrypt."""
         return self._export_destination.grant_read(grantee)
 
+    def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
+        """What querying the table with Athena needs: Glue reads on its database and table, S3
+        reads on the exported objects, KMS decrypt when a key is used."""
+        if self.table is None:
+            raise ValueError(f"DatasetExportJob at '{self.node.path}' has no table= to query")
+        return self.table.grant_query(grantee)
+
     def _validate(
         self,
         *,
@@ -276,6 +293,7 @@ class DatasetExportJob(Construct, CompletionEvents):
         destination_props: DestinationProps,
         tags: Mapping[str, str] | None,
         timeout_given: bool,
+        table: TableOptions | None,
     ) -> None:
         claims = ExportClaims.of(self)
         problems = [
@@ -292,6 +310,7 @@ class DatasetExportJob(Construct, CompletionEvents):
             *validation.check_no_wait(
                 wait_for_completion=self.wait_for_completion, timeout_given=timeout_given
             ),
+            *(table.problems(partitioned=False) if table else []),
         ]
         if problems:
             listing = "\n".join(f"  - {problem}" for problem in problems)

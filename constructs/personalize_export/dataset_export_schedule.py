@@ -37,6 +37,7 @@ from personalize_export.runtime.export_job.contract import (
     WATCH_AFTER_DEADLINE_SECONDS,
     Poll,
 )
+from personalize_export.table import ExportFiles, ExportTable, TableOptions, run_projection
 
 __all__ = [
     "LATEST_READ_ACTIONS",
@@ -85,6 +86,8 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         ``personalize-export:LifecycleRuleNotAdded``. Default: runs are kept.
     :param enabled: False deploys the schedule disabled. Default: True.
     :param event_bus: where every run's completion event goes. Default: the account's default bus.
+    :param table: a Glue table over the prefix, each run a partition ``run`` (``YYYY/MM/DD/HHMM``)
+        found by projection, for Athena (``TableOptions``; see ``grant_query``). Default: none.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         keep: Duration | None = None,
         enabled: bool = True,
         event_bus: events.IEventBus | None = None,
+        table: TableOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         mode = ingestion_mode.value if isinstance(ingestion_mode, IngestionMode) else ingestion_mode
@@ -118,6 +122,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             destination_props=destination_props,
             tags=tags,
             keep=keep,
+            table=table,
         )
         self.dataset_arn = dataset_arn
         self.ingestion_mode = mode
@@ -136,6 +141,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         self.latest_parameter = self._latest_parameter()
         self._allow_poller(tagging=bool(tags))
         self.schedule = self._schedule(schedule, tags, enabled=enabled)
+        self.table = self._table(table, schedule) if table else None
 
     def _latest_parameter(self) -> ssm.StringParameter:
         """The latest good run's folder; the prefix itself until a run ends ACTIVE.
@@ -188,6 +194,18 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         )
         return self._export_destination.grant_read(grantee).combine(latest)
 
+    def _table(self, options: TableOptions, schedule: scheduler.ScheduleExpression) -> ExportTable:
+        time_zone = schedule.time_zone.timezone_name if schedule.time_zone else None
+        runs = run_projection(schedule.expression_string, time_zone, options.first_run)
+        return ExportTable(self, "Table", options, ExportFiles(self._export_destination, runs))
+
+    def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
+        """What querying the table with Athena needs: Glue reads on its database and table, S3
+        reads on every run's objects, KMS decrypt when a key is used."""
+        if self.table is None:
+            raise ValueError(f"DatasetExportSchedule at '{self.node.path}' has no table= to query")
+        return self.table.grant_query(grantee)
+
     def _validate(
         self,
         *,
@@ -197,6 +215,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         destination_props: DestinationProps,
         tags: Mapping[str, str] | None,
         keep: Duration | None,
+        table: TableOptions | None,
     ) -> None:
         problems = [
             *validation.check_dataset_arn(dataset_arn, Stack.of(self).region),
@@ -207,6 +226,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             ),
             *validation.check_tags(tags),
             *validation.check_keep(keep),
+            *(table.problems(partitioned=True) if table else []),
         ]
         if problems:
             listing = "\n".join(f"  - {problem}" for problem in problems)
