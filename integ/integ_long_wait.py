@@ -65,7 +65,7 @@ def build(app: App) -> IntegTest:
     received = integ.assertions.aws_api_call(
         "SQS",
         "receiveMessage",
-        {"QueueUrl": stack.queue.queue_url, "WaitTimeSeconds": 20, "MaxNumberOfMessages": 10},
+        {"QueueUrl": stack.queue.queue_url, "WaitTimeSeconds": 20, "MaxNumberOfMessages": 1},
     )
     # The completion event, as EventBridge delivers it to SQS: the whole event in the Body.
     received.expect(

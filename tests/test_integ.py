@@ -1,25 +1,37 @@
-"""The integ apps (integ/): snapshots checked offline, and `make integ`'s guard.
+"""The integ apps (integ/): snapshots checked offline, the apps through the deploy harness, and
+`make integ`'s guard.
 
-The apps are deployed for real only by `make integ` on a user's account (docs/integration-
-tests.md); here they are synthesized as integ-runner would and compared with the committed
-snapshots, so a template change without `make integ-snapshot` fails.
+On a real account, `make integ` deploys them (docs/integration-tests.md). Here they are
+synthesized as integ-runner would and compared with the committed snapshots, so a template
+change without `make integ-snapshot` fails. They are also deployed through the deploy harness:
+both stacks of each app, the assertion function (integ-tests-alpha's Node.js handler, AWS SDK v3)
+and its waiter state machine for real, against the Personalize stand-in and moto.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import HANDLER_ACCESS_KEY, new_app
+from harness.integ_stacks import IntegRun, deploy_integ
+from personalize_standin import PersonalizeStandIn
 
 from integ import snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = {app.name: app for app in snapshot.apps()}
+# A small export takes minutes on AWS: the stand-in's jobs take ten, by the virtual clock.
+JOB_SECONDS = 600
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +125,92 @@ def test_make_integ_without_credentials_stops_at_once_with_a_clear_message() -> 
     assert "Nothing was deployed." in answer.stderr
     assert "npx cdk" not in answer.stdout  # nothing was started
     assert took < 30
+
+
+# --- the integ apps through the deploy harness --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def personalize() -> Iterator[PersonalizeStandIn]:
+    """One stand-in for the module: the assertion function stays warm with its endpoint."""
+    with PersonalizeStandIn() as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ENDPOINT_URL_PERSONALIZE": server.endpoint_url,
+            "AWS_ACCESS_KEY_ID": HANDLER_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": server.region,
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        server.job_seconds = JOB_SECONDS
+        yield server
+
+
+def through_the_harness(assembly: Path, standin: PersonalizeStandIn) -> IntegRun:
+    return deploy_integ(
+        assembly,
+        standin,
+        node_environment={"AWS_ENDPOINT_URL_PERSONALIZE": standin.endpoint_url},
+    )
+
+
+def failures(run: IntegRun) -> dict[str, Any]:
+    return {key: result for key, result in run.results().items() if result != {"status": "success"}}
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_the_integ_app_deploys_and_every_assertion_holds(
+    name: str, assemblies: dict[str, Path], personalize: PersonalizeStandIn
+) -> None:
+    run = through_the_harness(assemblies[name], personalize)
+
+    assert (run.failed, run.reason) == ("", "")
+    assert run.results(), "the assertion stack has no AssertionResults outputs"
+    assert failures(run) == {}
+
+
+def test_the_export_app_reads_the_files_the_stand_in_wrote(
+    assemblies: dict[str, Path], personalize: PersonalizeStandIn
+) -> None:
+    """The header assertion read a real object: one the stand-in put into moto's S3."""
+    run = through_the_harness(assemblies["integ_export.py"], personalize)
+
+    calls = {
+        key: attributes
+        for key, attributes in run.assertions.attributes.items()
+        if key.startswith("AwsApiCallS3getObject")
+    }
+    ((_, answer),) = calls.items()
+    assert answer["apiCallResponse"]["Body"].startswith("USER_ID,ITEM_ID,TIMESTAMP\n")
+
+
+@pytest.fixture(scope="module")
+def broken_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """integ_export with its first assertion expecting the files under a wrong path."""
+    sys.path.insert(0, str(snapshot.INTEG_DIR))
+    try:
+        app_module: Any = importlib.import_module("integ_export")
+    finally:
+        sys.path.remove(str(snapshot.INTEG_DIR))
+    app = new_app(tmp_path_factory.mktemp("broken"))
+    app_module.build(app, asserted_prefix="integ/elsewhere/")
+    return Path(app.synth().directory)
+
+
+def test_a_wrong_output_path_in_the_assertion_fails_with_the_assertions_message(
+    broken_export: Path, personalize: PersonalizeStandIn
+) -> None:
+    run = through_the_harness(broken_export, personalize)
+
+    failed = failures(run)
+    assert list(failed) == [
+        key for key in run.results() if key.startswith("AssertionResultsAwsApiCallPersonalize")
+    ]
+    (result,) = failed.values()
+    assert result["status"] == "fail"
+    # integ-tests-alpha's message: the expected value against the one Personalize returned.
+    assert "integ/elsewhere/" in result["message"]
+    assert "integ/export/" in result["message"]
