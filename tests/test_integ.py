@@ -10,19 +10,17 @@ and its waiter state machine for real, against the Personalize stand-in and moto
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HANDLER_ACCESS_KEY, new_app
+from conftest import HANDLER_ACCESS_KEY
 from harness.integ_stacks import IntegRun, deploy_integ
 from personalize_standin import PersonalizeStandIn
 
@@ -187,17 +185,24 @@ def test_the_export_app_reads_the_files_the_stand_in_wrote(
     assert answer["apiCallResponse"]["Body"].startswith("USER_ID,ITEM_ID,TIMESTAMP\n")
 
 
-@pytest.fixture(scope="module")
-def broken_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def broken_export(assemblies: dict[str, Path], tmp_path: Path) -> Path:
     """integ_export with its first assertion expecting the files under a wrong path."""
-    sys.path.insert(0, str(snapshot.INTEG_DIR))
-    try:
-        app_module: Any = importlib.import_module("integ_export")
-    finally:
-        sys.path.remove(str(snapshot.INTEG_DIR))
-    app = new_app(tmp_path_factory.mktemp("broken"))
-    app_module.build(app, asserted_prefix="integ/elsewhere/")
-    return Path(app.synth().directory)
+    broken = shutil.copytree(assemblies["integ_export.py"], tmp_path / "broken")
+    manifest = json.loads((broken / "integ.json").read_text())
+    (case,) = manifest["testCases"].values()
+    template_path = broken / f"{case['assertionStackName']}.template.json"
+    template = json.loads(template_path.read_text())
+    (describe,) = [
+        resource["Properties"]
+        for key, resource in template["Resources"].items()
+        if key.startswith("AwsApiCallPersonalizedescribeDatasetExportJob")
+    ]
+    expected = json.dumps(describe["expected"])
+    assert expected.count("integ/export/") == 1
+    describe["expected"] = json.loads(expected.replace("integ/export/", "integ/elsewhere/"))
+    template_path.write_text(json.dumps(template))
+    return broken
 
 
 def test_a_wrong_output_path_in_the_assertion_fails_with_the_assertions_message(
