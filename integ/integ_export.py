@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aws_cdk import App, Stack
 from aws_cdk.integ_tests_alpha import ExpectedResult, IntegTest, Match
-from sample_dataset import HEADER_PATTERN, SampleDataset, disposable_bucket
+from sample_dataset import HEADER_PATTERN, SampleDataset, disposable_bucket, leave_nothing_behind
 
 from personalize_export import DatasetExportJob, IngestionMode
 
@@ -21,6 +21,7 @@ OUTPUT_PREFIX = "integ/export/"
 class ExportStack(Stack):
     def __init__(self, scope: App) -> None:
         super().__init__(scope, STACK, description="personalize-export integ test: one export")
+        leave_nothing_behind(self)
         dataset = SampleDataset(self, "Sample")
         self.bucket = disposable_bucket(self, "Exports")
         self.export = DatasetExportJob(

@@ -12,7 +12,7 @@ from aws_cdk import App, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.integ_tests_alpha import ExpectedResult, IntegTest, Match
-from sample_dataset import SampleDataset, disposable_bucket
+from sample_dataset import SampleDataset, disposable_bucket, leave_nothing_behind
 
 from personalize_export import DatasetExportJob, IngestionMode
 from personalize_export.completion_event import SUCCEEDED, Detail
@@ -28,6 +28,7 @@ class LongWaitStack(Stack):
         super().__init__(
             scope, STACK, description="personalize-export integ test: long and no waits"
         )
+        leave_nothing_behind(self)
         dataset = SampleDataset(self, "Sample")
         self.bucket = disposable_bucket(self, "Exports")
         self.long_wait = DatasetExportJob(

@@ -14,7 +14,7 @@ import json
 from aws_cdk import App, Aws, Duration, Fn, Stack
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk.integ_tests_alpha import ExpectedResult, IntegTest
-from sample_dataset import SampleDataset, disposable_bucket
+from sample_dataset import SampleDataset, disposable_bucket, leave_nothing_behind
 
 from personalize_export import DatasetExportSchedule, IngestionMode
 from personalize_export.runtime.export_job.contract import Poll
@@ -31,6 +31,7 @@ RUN_POLL = Duration.minutes(1)
 class ScheduleStack(Stack):
     def __init__(self, scope: App) -> None:
         super().__init__(scope, STACK, description="personalize-export integ test: a schedule")
+        leave_nothing_behind(self)
         dataset = SampleDataset(self, "Sample")
         self.bucket = disposable_bucket(self, "Exports")
         self.scheduled = DatasetExportSchedule(

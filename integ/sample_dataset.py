@@ -11,12 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy, Stack
+import jsii
+from aws_cdk import Aspects, CfnDeletionPolicy, CfnResource, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_personalize as personalize
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 # integ-runner runs each app from this folder: the demo's sample data is one level up.
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +35,22 @@ SAMPLE_KEY = "sample/" + SAMPLE_FILE
 HEADER_FIELDS = [str(field["name"]) for field in INTERACTIONS_SCHEMA["fields"]]  # type: ignore[index]
 # A header row as CSV writes it: the names, each perhaps quoted, then the line's end.
 HEADER_PATTERN = "^" + ",".join(f'"?{name}"?' for name in HEADER_FIELDS) + "\r?\n"
+
+
+@jsii.implements(IAspect)
+class _DeleteRetained:
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, CfnResource) and node.cfn_options.deletion_policy in (
+            CfnDeletionPolicy.RETAIN,
+            CfnDeletionPolicy.RETAIN_EXCEPT_ON_CREATE,
+        ):
+            node.apply_removal_policy(RemovalPolicy.DESTROY)
+
+
+def leave_nothing_behind(stack: Stack) -> None:
+    """Everything the stack retains by design (the library's log groups, BucketDeployment's)
+    is deleted with an integ stack instead: a repeated run leaves nothing behind."""
+    Aspects.of(stack).add(_DeleteRetained())
 
 
 def disposable_bucket(scope: Construct, construct_id: str) -> s3.Bucket:

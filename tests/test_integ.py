@@ -219,3 +219,24 @@ def test_a_wrong_output_path_in_the_assertion_fails_with_the_assertions_message(
     # integ-tests-alpha's message: the expected value against the one Personalize returned.
     assert "integ/elsewhere/" in result["message"]
     assert "integ/export/" in result["message"]
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_the_integ_stacks_delete_all_they_create(name: str, assemblies: dict[str, Path]) -> None:
+    """Nothing retained, and every bucket emptied first (a stack can't delete a full bucket)."""
+    for path in assemblies[name].glob("*.template.json"):
+        resources = json.loads(path.read_text())["Resources"]
+        retained = [
+            key
+            for key, resource in resources.items()
+            if resource.get("DeletionPolicy", "Delete") != "Delete"
+            or resource.get("UpdateReplacePolicy", "Delete") != "Delete"
+        ]
+        assert retained == [], f"{path.name} keeps {retained} after a delete"
+        buckets = {key for key, res in resources.items() if res["Type"] == "AWS::S3::Bucket"}
+        emptied = {
+            res["Properties"]["BucketName"]["Ref"]
+            for res in resources.values()
+            if res["Type"] == "Custom::S3AutoDeleteObjects"
+        }
+        assert buckets == emptied
