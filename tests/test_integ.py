@@ -10,10 +10,12 @@ and its waiter state machine for real, against the Personalize stand-in and moto
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +242,30 @@ def test_the_integ_stacks_delete_all_they_create(name: str, assemblies: dict[str
             if res["Type"] == "Custom::S3AutoDeleteObjects"
         }
         assert buckets == emptied
+
+
+def test_make_integ_fails_an_app_on_a_failed_assertion_output_as_integ_runner_does() -> None:
+    """integ/run.py reads `cdk deploy --outputs-file`: only AssertionResults* with status fail."""
+    sys.path.insert(0, str(snapshot.INTEG_DIR))
+    try:
+        runner: Any = importlib.import_module("run")
+    finally:
+        sys.path.remove(str(snapshot.INTEG_DIR))
+    outputs = {
+        "ExportDefaultTestDeployAssert3D9684CE": {
+            "AssertionResultsAwsApiCallOk": json.dumps({"status": "success"}),
+            "AssertionResultsAwsApiCallBad": json.dumps(
+                {
+                    "status": "fail",
+                    "message": "Expected integ/elsewhere/ but received integ/export/",
+                }
+            ),
+        },
+        "PersonalizeExportIntegExport": {"ExportJobArn": "arn:aws:personalize:...:fail"},
+    }
+
+    assert runner.failed_assertions(outputs) == [
+        "ExportDefaultTestDeployAssert3D9684CE.AssertionResultsAwsApiCallBad: "
+        "Expected integ/elsewhere/ but received integ/export/"
+    ]
+    assert runner.failed_assertions({"Stack": {"AssertionResultsX": '{"status":"success"}'}}) == []
