@@ -1,6 +1,7 @@
 # make synth: set everything up, then synthesize the demo app with the real CDK CLI.
 # make test:  set everything up, then lint, type-check and run the whole test suite.
 # make wheel: build the library's wheel into dist/ (needs only Python and pip, not setup).
+# make integ: deploy, assert and destroy the integ/ apps on your AWS account (docs/integration-tests.md).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 PACKAGE_FILES := $(sort $(wildcard constructs/personalize_export/* lambda/*.py lambda/export_job/*))
 PACKAGE_LIST := $(VENV)/.package-files
 
-.PHONY: setup synth test lint typecheck unit bench wheel clean FORCE
+.PHONY: setup synth test lint typecheck unit bench wheel clean integ integ-snapshot FORCE
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -63,3 +64,12 @@ wheel:
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build dist *.egg-info
+
+# --- integration tests (integ/) ---
+# make integ [INTEG="integ_export ..."]: on your account, credentials and region from the environment.
+integ: setup
+	python integ/run.py $(INTEG)
+
+# Rewrite integ/<app>.snapshot/ offline after an intended template change (make test checks them).
+integ-snapshot: setup
+	python integ/snapshot.py --update

@@ -40,7 +40,13 @@ const server = http.createServer((request, response) => {
     let answer;
     try {
       const event = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-      const context = { functionName: process.env.AWS_LAMBDA_FUNCTION_NAME };
+      const deadline = Date.now() + Number(timeoutSeconds) * 1000;
+      // The context fields handlers read (integ-tests-alpha's assertion handler reads the last two).
+      const context = {
+        functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+        logStreamName: `harness/${process.env.AWS_LAMBDA_FUNCTION_NAME}`,
+        getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+      };
       const result = await Promise.race([handler(event, context), timedOut()]);
       answer = { result: result === undefined ? null : result };
     } catch (error) {
