@@ -58,7 +58,9 @@ def run_input(schedule: DatasetExportSchedule, scheduled_time: str) -> str:
     after its scheduled time: the job name prefix becomes ``integ-`` and 8 characters of this
     deployment's stack id, so that a repeated integ run starts a new job.
     """
-    run = schedule._run_input(tags=None)  # the same input Scheduler is given
+    run = schedule._run_input()  # the same input Scheduler is given
+    # The schedule's tags (none here) are a lazy value resolved when the template is written.
+    run[Poll.CREATE].pop("Tags", None)
     unique = Fn.select(0, Fn.split("-", Fn.select(2, Fn.split("/", Aws.STACK_ID))))
     run[Poll.RUN]["NamePrefix"] = f"integ-{unique}"
     run[Poll.EVENT]["ScheduledTime"] = scheduled_time
