@@ -380,7 +380,7 @@ def growth_table(results: Results) -> str:
     kinds = {kind for growth in results.growth_by_type.values() for kind in growth}
     total = results.growth_by_type[layouts[0]]
     rows: list[Row] = []
-    for kind in sorted(kinds, key=lambda kind: -total.get(kind, 0.0)):
+    for kind in sorted(kinds, key=lambda kind: (-total.get(kind, 0.0), kind)):
         sizes = [results.growth_by_type[layout].get(kind, 0.0) for layout in layouts]
         rows.append((kind, *(f"{size:.0f}" for size in sizes)))
     return table(("entry", *(f"{layout} B" for layout in layouts)), rows)

@@ -1,6 +1,7 @@
 """Synthesize one benchmark case in a fresh process, as `cdk synth` would, and time its phases.
 
-Usage: python bench/synth_case.py CASE --outdir DIR
+Usage: python bench/synth_case.py CASE --outdir DIR [CASE --outdir DIR ...]
+Several cases share one process (one jsii runtime) only when their time is not measured.
 CASE: bare | demo | LAYOUT-N, with N exports (or schedules):
   bare        the hand-written pattern (bare_pattern.py);
   demo        the demo app (app.py);
@@ -15,7 +16,7 @@ CASE: bare | demo | LAYOUT-N, with N exports (or schedules):
   table       as shared, every export with a Glue table (table=);
   schedtable  as schedshared, every schedule with a Glue table (table=).
 Layout names hold no '-': build() splits the case on it.
-Each case imports only what it uses. Prints one JSON line: seconds spent importing aws_cdk
+Each case imports only what it uses. Prints one JSON line per case: seconds spent importing aws_cdk
 (which starts jsii's Node process), building the construct tree, and synthesizing.
 """
 
@@ -207,22 +208,29 @@ LAYOUTS: dict[str, Callable[[cdk.Stack, int], None]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("case")
-    parser.add_argument("--outdir", required=True)
-    args = parser.parse_args()
+    parser.add_argument("cases", nargs="+", metavar="CASE")
+    parser.add_argument("--outdir", action="append", required=True, help="one per CASE")
+    args = parser.parse_intermixed_args()
+    if len(args.outdir) != len(args.cases):
+        raise SystemExit(f"{len(args.cases)} cases need as many --outdir, not {len(args.outdir)}")
+    for case, outdir in zip(args.cases, args.outdir, strict=True):
+        print(json.dumps(synth_case(case, outdir)), flush=True)
+
+
+def synth_case(case: str, outdir: str) -> dict[str, str | float]:
+    """Build and synthesize one case; the import phase counts from the process's start."""
     imported = time.perf_counter()
-    app = new_app(args.outdir)
-    stack_name = build(app, args.case)
+    app = new_app(outdir)
+    stack_name = build(app, case)
     built = time.perf_counter()
     app.synth()
     done = time.perf_counter()
-    phases = {
+    return {
         "stack": stack_name,
         "import_s": imported - IMPORT_START,
         "build_s": built - imported,
         "synth_s": done - built,
     }
-    print(json.dumps(phases))
 
 
 if __name__ == "__main__":

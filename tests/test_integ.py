@@ -28,6 +28,9 @@ from personalize_standin import PersonalizeStandIn
 
 from integ import snapshot
 
+# One worker synthesizes the four apps once for the module (see `--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("integ")
+
 REPO = Path(__file__).resolve().parent.parent
 APPS = {app.name: app for app in snapshot.apps()}
 # A small export takes minutes on AWS: the stand-in's jobs take ten, by the virtual clock.

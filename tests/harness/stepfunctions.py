@@ -29,6 +29,7 @@ Functions gives it (moto 5.2.5 would name every one "None").
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import threading
@@ -44,6 +45,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.config import DefaultConfig
 from moto.events.models import EventsBackend
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
@@ -57,7 +59,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
-from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.backend import execution_worker
 
 from harness.clock import ClockModule, VirtualClock
@@ -99,6 +101,7 @@ class StepFunctions:
         self._patch_time()
         self._patch_aws_sdk_integrations()
         self._reuse_clients()
+        self._parse_paths_once()
         self._capture_events()
         self.client = boto3.client(
             "stepfunctions",
@@ -189,6 +192,12 @@ class StepFunctions:
 
         for module in (aws_sdk, lambda_eval_utils):
             self._patch(module, "boto_client_for", client_for)
+
+    def _parse_paths_once(self) -> None:
+        """moto parses a JSONPath (building a new yacc parser) each time a state reads one:
+        parse each path once (only speed changes: a parsed path holds no state of a run)."""
+        for module in (json_path, result_path):
+            self._patch(module, "parse", functools.lru_cache(maxsize=None)(module.parse))
 
     def _patch_aws_sdk_integrations(self) -> None:
         """Convert aws-sdk task parameters and results as Step Functions does, check parameter
@@ -458,8 +467,13 @@ def _all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
 
 def _model_operation(service: str, action: str) -> Any:
     boto_name = {"eventbridge": "events", "sfn": "stepfunctions"}.get(service, service)
-    model = botocore.session.get_session().get_service_model(boto_name)
-    return model.operation_model(action[0].upper() + action[1:])
+    return _service_model(boto_name).operation_model(action[0].upper() + action[1:])
+
+
+@functools.cache
+def _service_model(boto_name: str) -> Any:
+    """Loaded once per process: a new session per task parsed the model's JSON on every call."""
+    return botocore.session.get_session().get_service_model(boto_name)
 
 
 class SfnEndpoint:
