@@ -47,7 +47,7 @@ class ScheduleStack(Stack):
 
 
 def run_input(schedule: DatasetExportSchedule, scheduled_time: str) -> str:
-    """The schedule's target input with the scheduled time filled in (README, "by hand").
+    """The schedule's run input for a run started by hand (docs/schedules.md, "by hand").
 
     Built at synth from the schedule's own run input, its references left as tokens: the
     assertion's parameters are JSON-encoded by integ-tests-alpha, which can escape literal text
@@ -58,12 +58,11 @@ def run_input(schedule: DatasetExportSchedule, scheduled_time: str) -> str:
     after its scheduled time: the job name prefix becomes ``integ-`` and 8 characters of this
     deployment's stack id, so that a repeated integ run starts a new job.
     """
-    run = schedule._run_input()  # the same input Scheduler is given
+    run = schedule.run_input(scheduled_time)
     # The schedule's tags (none here) are a lazy value resolved when the template is written.
     run[Poll.CREATE].pop("Tags", None)
     unique = Fn.select(0, Fn.split("-", Fn.select(2, Fn.split("/", Aws.STACK_ID))))
     run[Poll.RUN]["NamePrefix"] = f"integ-{unique}"
-    run[Poll.EVENT]["ScheduledTime"] = scheduled_time
     return json.dumps(run, separators=(",", ":"))
 
 

@@ -1081,3 +1081,61 @@ def test_the_demo_adds_a_schedule_only_when_asked(tmp_path: Path) -> None:
     refused = new_app(tmp_path / "refused", export_schedule="nightly")
     with pytest.raises(ValueError, match="schedule 'nightly' is not a schedule expression"):
         demo_app.build(refused)
+
+
+# --- run_input: a run's input, for a run started by hand --------------------------------------
+
+
+def hand_run_schedule(tmp_path: Path) -> tuple[cdk.Stack, DatasetExportSchedule]:
+    stack = cdk.Stack(new_app(tmp_path / "cdk.out"), "ByHand")
+    schedule = DatasetExportSchedule(
+        stack, "Nightly", dataset_arn=DATASET, schedule=NIGHTLY, ingestion_mode=IngestionMode.ALL
+    )
+    return stack, schedule
+
+
+def test_run_input_is_the_input_scheduler_starts_the_poller_with(tmp_path: Path) -> None:
+    stack, schedule = hand_run_schedule(tmp_path)
+    resources = cdk.assertions.Template.from_stack(stack).to_json()["Resources"]
+    (target,) = [
+        resource["Properties"]["Target"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
+    ]
+
+    assert target["Input"] == stack.resolve(stack.to_json_string(schedule.run_input()))
+    assert "<aws.scheduler.scheduled-time>" in json.dumps(target["Input"])
+
+
+def test_run_input_with_a_time_is_the_same_run_at_that_time(tmp_path: Path) -> None:
+    stack, schedule = hand_run_schedule(tmp_path)
+
+    by_hand = stack.resolve(schedule.run_input("2026-01-01T00:00:00Z"))
+    scheduled = stack.resolve(schedule.run_input())
+
+    assert by_hand["Event"].pop("ScheduledTime") == "2026-01-01T00:00:00Z"
+    assert scheduled["Event"].pop("ScheduledTime") == "<aws.scheduler.scheduled-time>"
+    assert by_hand == scheduled
+
+
+@pytest.mark.parametrize("given", ["29/11/2026 02:00", "2026-11-29T02:00:00", "2026-11-29"])
+def test_run_input_refuses_a_time_a_run_can_t_be_named_after(tmp_path: Path, given: str) -> None:
+    _stack, schedule = hand_run_schedule(tmp_path)
+
+    with pytest.raises(ValueError) as refused:
+        schedule.run_input(given)
+
+    message = str(refused.value)
+    assert "ByHand/Nightly" in message
+    assert f"run_input(scheduled_time={given!r})" in message
+    assert "2026-11-29T02:00:00Z" in message
+
+
+def test_run_input_refuses_a_time_that_is_not_a_string(tmp_path: Path) -> None:
+    _stack, schedule = hand_run_schedule(tmp_path)
+    moment = datetime.datetime(2026, 11, 29, 2, tzinfo=datetime.UTC)
+
+    with pytest.raises(
+        TypeError, match=r"ByHand/Nightly.*scheduled_time.*expects str, got datetime"
+    ):
+        schedule.run_input(moment)  # type: ignore[arg-type]

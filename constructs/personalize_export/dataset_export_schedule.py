@@ -56,6 +56,8 @@ WATCH = Duration.seconds(MAX_LONG_TIMEOUT_SECONDS + WATCH_AFTER_DEADLINE_SECONDS
 LATEST_READ_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory"]
 _NAME_ILLEGAL = re.compile(r"[^a-zA-Z0-9\-_]+")
 _NAME_HASH_LENGTH = 8
+# The scheduled time a run is named after, as Scheduler writes <aws.scheduler.scheduled-time>.
+SCHEDULED_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 # The resource type the schedule's tag manager reports (Tags.of include/exclude filters).
 TAGGED_RESOURCE_TYPE = "Custom::PersonalizeExportSchedule"
 _SCHEDULE_OPTIONS = (
@@ -213,7 +215,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             schedule=expression,
             target=targets.StepFunctionsStartExecution(
                 self.poller.state_machine,
-                input=scheduler.ScheduleTargetInput.from_object(self._run_input()),
+                input=scheduler.ScheduleTargetInput.from_object(self.run_input()),
             ),
             enabled=enabled,
             description=f"Personalize dataset export {self.node.path}"[:512],
@@ -306,8 +308,18 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             {"Name": self.latest_parameter.parameter_name},
         )
 
-    def _run_input(self) -> dict[str, Any]:
-        """The poller's input for every run; Scheduler fills in the scheduled time."""
+    def run_input(self, scheduled_time: str | None = None) -> dict[str, Any]:
+        """The export poller's input for a run: what Scheduler starts it with.
+
+        :param scheduled_time: the run's time, for a run started by hand (an integ test, a
+            backfill): a UTC time such as ``2026-11-29T02:00:00Z``; the job and folder are named
+            after it. Default: Scheduler's placeholder, filled in at each run.
+
+        Start the run with ``states:StartExecution`` on ``self.poller.state_machine`` (see
+        docs/schedules.md, "Start a run by hand").
+        """
+        if scheduled_time is not None:
+            self._check_scheduled_time(scheduled_time)
         destination: dict[str, str] = {"Path": self.destination}
         if self.encryption_key is not None:
             destination["KmsKeyArn"] = self.encryption_key.key_arn
@@ -329,13 +341,28 @@ class DatasetExportSchedule(Construct, CompletionEvents):
                 else "default",
                 "StackId": Aws.STACK_ID,
                 "ConstructPath": self.node.path,
-                "ScheduledTime": scheduler.ContextAttribute.scheduled_time,
+                "ScheduledTime": scheduled_time or scheduler.ContextAttribute.scheduled_time,
             },
             Poll.POLLS: {"Left": polls, "WatchLeft": polls},
             Poll.HANDLE: "",
             Poll.LATEST: self.latest_parameter.parameter_name,
             Poll.TIMEOUT_SECONDS: int(WATCH.to_seconds()),
         }
+
+    def _check_scheduled_time(self, scheduled_time: str) -> None:
+        if not isinstance(scheduled_time, str):
+            raise TypeError(
+                f"DatasetExportSchedule at '{self.node.path}': run_input(scheduled_time=...) "
+                f"expects str, got {type(scheduled_time).__name__} {scheduled_time!r}"
+            )
+        if Token.is_unresolved(scheduled_time) or SCHEDULED_TIME.fullmatch(scheduled_time):
+            return
+        raise ValueError(
+            f"DatasetExportSchedule at '{self.node.path}': run_input(scheduled_time="
+            f"{validation.shown(scheduled_time)}) is not a UTC time such as "
+            "2026-11-29T02:00:00Z (YYYY-MM-DDTHH:MM:SSZ): the run's job and folder are named "
+            "after it"
+        )
 
 
 def run_name_prefix(schedule: Construct) -> str:
