@@ -29,6 +29,7 @@ in it), at the FakeClock's time, and which role the handler's calls come from.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -54,6 +55,8 @@ STACK_GUID = "5f2c0e3a-0000-4000-8000-0123456789ab"
 STACK_ID = f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/Sim/{STACK_GUID}"
 CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
 MAX_RESPONSE_BYTES = 4096
+# Names CloudFormation generates for buckets, functions, roles... are at most 63 characters here.
+GENERATED_NAME_MAX_LENGTH = 63
 # What V8 appends to an Error thrown in framework.js's invokeUserFunction (minified, one line).
 FRAMEWORK_STACK = (
     "\n    at invokeUserFunction (/var/task/framework.js:1:3183)"
@@ -598,7 +601,7 @@ class Deployment:
 
     def _assign_physical_id(self, logical_id: str) -> str:
         kind = self.template["Resources"].get(logical_id, {}).get("Type", "")
-        name = f"{self.stack_name}-{logical_id}".lower()[:63]
+        name = generated_name(self.stack_name, logical_id)
         if kind == "AWS::KMS::Key":
             name = str(uuid.uuid5(uuid.NAMESPACE_DNS, logical_id))
         self.physical_ids[logical_id] = name
@@ -632,3 +635,13 @@ class DeployFailedError(AssertionError):
     def __init__(self, logical_id: str, outcome: Outcome) -> None:
         super().__init__(f"{logical_id}: {outcome.status}: {outcome.reason}")
         self.outcome = outcome
+
+
+def generated_name(stack_name: str, logical_id: str) -> str:
+    """A name CloudFormation generates: unique per resource, at most 63 characters (a cut name
+    ends in a hash of the whole, as CloudFormation's end in a random suffix)."""
+    whole = f"{stack_name}-{logical_id}".lower()
+    if len(whole) <= GENERATED_NAME_MAX_LENGTH:
+        return whole
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:8]
+    return f"{whole[: GENERATED_NAME_MAX_LENGTH - 9]}-{digest}"

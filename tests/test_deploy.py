@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO, DeploymentFactory, new_app
-from deploy_sim import Deployment, FakeClock
+from deploy_sim import GENERATED_NAME_MAX_LENGTH, Deployment, FakeClock, generated_name
 from personalize_standin import PersonalizeStandIn
 
 import app as demo_app
@@ -98,3 +98,14 @@ def test_demo_exports_with_ingestion_mode_all(tmp_path: Path, mode: str) -> None
     app = new_app(tmp_path / "cdk.out")
     stack = demo_app.build(app)
     assert stack.export.ingestion_mode == mode
+
+
+def test_generated_names_stay_unique_and_within_63_characters() -> None:
+    stack = "PersonalizeExportIntegScheduleDefaultTestDeployAssert1A2B3C4D"
+    ids = [f"CustomResourceProviderframework{kind}0A1B2C3D" for kind in ("onEvent", "isComplete")]
+
+    names = [generated_name(stack, logical_id) for logical_id in ids]
+
+    assert len(set(names)) == 2
+    assert all(len(name) <= GENERATED_NAME_MAX_LENGTH for name in names)
+    assert generated_name("Demo", "Bucket1") == "demo-bucket1"

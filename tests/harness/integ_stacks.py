@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -168,18 +167,6 @@ class IntegDeployment(HarnessDeployment):
         self.personalize.hold_dataset(arn, schema, records)
 
     # --- references ---------------------------------------------------------------------------
-
-    def _assign_physical_id(self, logical_id: str) -> str:
-        """CloudFormation's generated names are unique: with the integ stacks' long names, the
-        simulation's cut at 63 characters would give the Provider's three framework functions one
-        name, so a cut name ends in a hash of the whole."""
-        name = super()._assign_physical_id(logical_id)
-        whole = f"{self.stack_name}-{logical_id}".lower()
-        if len(whole) > len(name) and not name.startswith("arn:"):
-            digest = hashlib.sha256(whole.encode()).hexdigest()[:8]
-            name = f"{whole[:54]}-{digest}"
-            self.physical_ids[logical_id] = name
-        return name
 
     def _resource_attribute(self, logical_id: str, attribute: str) -> Any:
         kind = self.template["Resources"][logical_id]["Type"]
