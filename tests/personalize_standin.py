@@ -34,12 +34,13 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, cast
 
 import boto3
 from botocore.config import Config
+from local_server import LocalServer
 from standin_exports import Record, StandInExports
 
 TARGET_PREFIX = "AmazonPersonalize."
@@ -877,10 +878,8 @@ class PersonalizeStandIn:
         return {"tags": copy.deepcopy(job.tags)}
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(LocalServer):
     """A threading HTTP server that knows its stand-in and can drop open connections."""
-
-    daemon_threads = True
 
     def __init__(self, standin: PersonalizeStandIn) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

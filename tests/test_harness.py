@@ -8,12 +8,15 @@ import shutil
 import ssl
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import aws_cdk as cdk
+import pytest
 from conftest import HANDLER_ACCESS_KEY, new_app
 from harness.cloudformation import Harness, HarnessDeployment
 from harness.responses import TOO_LONG
+from local_server import LocalServer
 from personalize_standin import ACTIVE, PersonalizeStandIn
 
 from personalize_export import DatasetExportJob
@@ -249,3 +252,21 @@ def test_a_first_demo_deploy_under_a_10_minute_lag_fails_naming_the_role(
     assert "AccessDeniedException" in result.reason()
     assert "personalizeexportdemo-exportservicerole" in result.reason()
     assert "No export job was started" in result.reason()
+
+
+@pytest.mark.parametrize(
+    ("error", "printed"), [(BrokenPipeError(32, "Broken pipe"), False), (KeyError("x"), True)]
+)
+def test_local_servers_print_errors_but_not_callers_that_hung_up(
+    error: Exception, printed: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = LocalServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        try:
+            raise error
+        except Exception:
+            server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+
+    assert (type(error).__name__ in capsys.readouterr().err) is printed

@@ -48,10 +48,12 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
+
+from local_server import LocalServer
 
 from harness.clock import ClockModule, VirtualClock
 
@@ -293,7 +295,7 @@ class LambdaService:
     _functions: dict[str, Runner] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _restart_lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _server: LocalServer | None = None
 
     def start(self) -> LambdaService:
         self._server = _Server(self)
@@ -456,18 +458,10 @@ class LambdaService:
                 recorded.extend(self.invocations[start:])
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LocalServer):
     def __init__(self, service: LambdaService) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.service = service
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A caller gone before its answer (a Node runtime killed, see LambdaService.crash) is
-        no error of the endpoint's."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

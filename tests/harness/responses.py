@@ -15,7 +15,7 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from local_server import LocalServer
 
 from harness.clock import Sleeper, VirtualClock
 
@@ -198,9 +199,7 @@ def parse_response(body: bytes) -> Response:
     )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LocalServer):
     def __init__(self, endpoint: ResponseEndpoint, host: str) -> None:
         super().__init__((host, PORT), _Handler)
         self.endpoint = endpoint

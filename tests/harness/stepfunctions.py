@@ -36,12 +36,13 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 
 import boto3
 import botocore.session
 from botocore.exceptions import ClientError
+from local_server import LocalServer
 from moto import mock_aws
 from moto.core.config import DefaultConfig
 from moto.events.models import EventsBackend
@@ -514,9 +515,7 @@ def _answering(handler: BaseHTTPRequestHandler) -> Iterator[None]:
         handler.wfile.write(body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LocalServer):
     def __init__(self, endpoint: SfnEndpoint) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.endpoint = endpoint
