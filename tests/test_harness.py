@@ -228,7 +228,9 @@ def test_a_first_demo_deploy_rides_out_a_30_s_iam_lag_through_the_real_framework
 
     outputs = deployment.deploy()
 
-    assert standin.caller_role_arn and "handlerrole" in standin.caller_role_arn.lower()
+    caller = str(standin.caller_role_arn).rpartition("/")[2]
+    (logical_id,) = [key for key, name in deployment.physical_ids.items() if name == caller]
+    assert logical_id.startswith("PersonalizeExportProviderHandlerRole")
     assert len(standin.jobs) <= 2
     active = [job for job in standin.jobs.values() if job.status == ACTIVE]
     assert [job.dataset_export_job_arn for job in active] == [

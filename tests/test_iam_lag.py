@@ -106,7 +106,9 @@ def test_a_first_deploy_announces_every_role_policy_bucket_policy_and_key(
     assert set(standin.iam_changes.values()) == {1_800_000_000.0}
     assert service_role(deployment) in standin.iam_changes
     assert standin.caller_role_arn == deployment.handler_role_arn()
-    assert "handlerrole" in str(standin.caller_role_arn)
+    caller = str(standin.caller_role_arn).rpartition("/")[2]
+    (logical_id,) = [key for key, name in deployment.physical_ids.items() if name == caller]
+    assert logical_id.startswith("PersonalizeExportProviderHandlerRole")
 
 
 # --- a first deploy of the demo app ---------------------------------------------------------------
