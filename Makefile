@@ -11,7 +11,9 @@ export PATH := $(BIN):$(PATH)
 # A new file in the package needs a fresh editable install (strict mode links file by file).
 # The list of its files is the stamp, rewritten only when it changes: the folders' own mtimes
 # also change when Python writes __pycache__ into them, which must not reinstall anything.
-PACKAGE_FILES := $(sort $(wildcard constructs/personalize_export/* lambda/*.py lambda/export_job/*))
+# Subpackages' files (poller/) count too; __pycache__ and *.pyc never do.
+PACKAGE_FILES := $(sort $(filter-out %/__pycache__ %.pyc,$(wildcard constructs/personalize_export/* \
+	constructs/personalize_export/*/* lambda/*.py lambda/export_job/*)))
 PACKAGE_LIST := $(VENV)/.package-files
 
 .PHONY: setup synth test lint typecheck unit bench wheel clean integ integ-snapshot FORCE

@@ -222,6 +222,11 @@ def test_wheel_ships_the_handler_and_type_information(wheel: Path) -> None:
         "personalize_export/runtime/export_job/contract.py",
     }
     assert expected <= names
+    # Every module of the constructs' source ships, subpackages' (poller/) too.
+    source = REPO / "constructs"
+    modules = {m.relative_to(source).as_posix() for m in source.rglob("*.py")}
+    assert "personalize_export/poller/workflow.py" in modules
+    assert modules <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith(("tests/", "constructs/", "lambda/", "demo/"))]
 
