@@ -28,7 +28,8 @@ CLOUDFORMATION_MAX_TEMPLATE_BYTES = 1_000_000
 
 @dataclass(frozen=True)
 class SynthRun:
-    """One fresh-process synth: its wall time, in-process phases and cloud assembly."""
+    """One synth: its wall time (timed runs: a fresh process each; untimed: 0), in-process
+    phases and cloud assembly."""
 
     case: str
     wall_s: float
@@ -71,16 +72,17 @@ def synth_env() -> dict[str, str]:
 
 def synth_once(case: str, outdir: Path) -> SynthRun:
     """Run synth_case.py for one case in a new process, timing it from spawn to exit."""
+    shutil.rmtree(outdir, ignore_errors=True)
     start = time.perf_counter()
     (run,) = synth_in_one_process([(case, outdir)])
     return SynthRun(case, time.perf_counter() - start, run.phases, run.stack, outdir)
 
 
 def synth_in_one_process(cases: Sequence[tuple[str, Path]]) -> list[SynthRun]:
-    """Run synth_case.py once for (case, outdir) pairs; wall_s is left 0 (not measured)."""
+    """Run synth_case.py once for (case, outdir) pairs, each outdir new or emptied by the
+    caller; wall_s is left 0 (not measured)."""
     command = [sys.executable, str(SYNTH_CASE)]
     for case, outdir in cases:
-        shutil.rmtree(outdir, ignore_errors=True)
         command += [case, "--outdir", str(outdir)]
     finished = subprocess.run(command, capture_output=True, text=True, env=synth_env())
     if finished.returncode != 0:
@@ -124,6 +126,8 @@ def synth_untimed(cases: Iterable[str], workdir: Path) -> dict[str, SynthRun]:
     """Synthesize cases only for their templates (their time is not measured): two processes,
     each synthesizing its half of the cases, so jsii's start is paid twice, not once a case."""
     pairs = [(case, workdir / case) for case in cases]
+    for _case, outdir in pairs:
+        shutil.rmtree(outdir, ignore_errors=True)
     halves = [pairs[0::2], pairs[1::2]]
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = [

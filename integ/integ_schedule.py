@@ -1,10 +1,10 @@
-"""Integ test: a DatasetExportSchedule, one run started by hand as the README documents.
+"""Integ test: a DatasetExportSchedule, one run started by hand as docs/schedules.md documents.
 
-The run is the schedule's own target input with a scheduled time filled in, started on the
-schedule's target (the stack's export poller). Asserts: the latest parameter names that run's
+The run is the schedule's `run_input` for a scheduled time, started on the stack's export
+poller. Asserts: the latest parameter names that run's
 dated folder, and the folder holds objects. (Scheduler's own firing is not waited for: its
 schedule here is yearly; the scheduled-time format it fills in is what the hand-started run
-copies from the README.)
+copies from docs/schedules.md.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from personalize_export.runtime.export_job.contract import Poll
 
 STACK = "PersonalizeExportIntegSchedule"
 OUTPUT_PREFIX = "integ/scheduled/"
-# The hand-started run's scheduled time, and the folder the README says it gets.
+# The hand-started run's scheduled time, and the folder docs/schedules.md says it gets.
 SCHEDULED_TIME = "2026-01-01T00:00:00Z"
 RUN_FOLDER = "2026/01/01/0000/"
 RUN_WAIT = Duration.minutes(60)

@@ -14,6 +14,9 @@ import pytest
 from deploy_sim import Deployment, FakeClock
 from personalize_standin import PersonalizeStandIn
 
+# Fails the grouped tests when `--dist loadgroup` can't group them (see its docstring).
+pytest_plugins = ["xdist_groups"]
+
 REPO = Path(__file__).resolve().parent.parent
 # The credentials the handler runs with in tests (moto's Step Functions tasks use others).
 HANDLER_ACCESS_KEY = "test"
@@ -25,39 +28,6 @@ CLI_CONTEXT = {
     "aws:cdk:enable-asset-metadata": True,
     "aws:cdk:version-reporting": False,
 }
-
-
-GROUPS_LOST = pytest.StashKey[str]()
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Fail the grouped tests when `--dist loadgroup` silently ignores their xdist_group.
-
-    pytest-xdist marks a grouped test by appending @group to its node id; pytest 9.2 no longer
-    lets it (pytest-dev/pytest-xdist#1386), and every group is then split across workers, each
-    paying the group's shared setup again. (A worker can't stop the run with a readable message:
-    xdist reports only a crash.)
-    """
-    if not getattr(config.option, "loadgroup", False):
-        return
-    lost = [item for item in items if item.get_closest_marker("xdist_group") and not _grouped(item)]
-    if lost:
-        config.stash[GROUPS_LOST] = (
-            f"--dist loadgroup dropped the xdist_group of {len(lost)} tests: pytest-xdist can't "
-            "group on this pytest (pytest-dev/pytest-xdist#1386); install the pins in "
-            "requirements-dev.txt (make setup)"
-        )
-
-
-def _grouped(item: pytest.Item) -> bool:
-    return "@" in item.nodeid.rpartition("]")[2]
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    message = item.config.stash.get(GROUPS_LOST, None)
-    if message and item.get_closest_marker("xdist_group"):
-        pytest.fail(message, pytrace=False)
 
 
 def path_without_the_venv() -> str:

@@ -1118,7 +1118,17 @@ def test_run_input_with_a_time_is_the_same_run_at_that_time(tmp_path: Path) -> N
     assert by_hand == scheduled
 
 
-@pytest.mark.parametrize("given", ["29/11/2026 02:00", "2026-11-29T02:00:00", "2026-11-29"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "29/11/2026 02:00",
+        "2026-11-29T02:00:00",
+        "2026-11-29",
+        "",
+        "2026-13-45T25:61:61Z",
+        "\u0662\u0660\u0662\u0666-11-29T02:00:00Z",
+    ],
+)
 def test_run_input_refuses_a_time_a_run_can_t_be_named_after(tmp_path: Path, given: str) -> None:
     _stack, schedule = hand_run_schedule(tmp_path)
 
@@ -1139,3 +1149,12 @@ def test_run_input_refuses_a_time_that_is_not_a_string(tmp_path: Path) -> None:
         TypeError, match=r"ByHand/Nightly.*scheduled_time.*expects str, got datetime"
     ):
         schedule.run_input(moment)  # type: ignore[arg-type]
+
+
+def test_run_input_takes_a_token_time_as_given_for_the_workflow_to_check(tmp_path: Path) -> None:
+    stack, schedule = hand_run_schedule(tmp_path)
+    time_parameter = cdk.CfnParameter(stack, "RunTime")
+
+    given = stack.resolve(schedule.run_input(time_parameter.value_as_string))
+
+    assert given["Event"]["ScheduledTime"] == {"Ref": "RunTime"}

@@ -3,6 +3,7 @@ folder of its own, the latest good one always named in an SSM parameter."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import math
 import re
@@ -57,7 +58,8 @@ LATEST_READ_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParamete
 _NAME_ILLEGAL = re.compile(r"[^a-zA-Z0-9\-_]+")
 _NAME_HASH_LENGTH = 8
 # The scheduled time a run is named after, as Scheduler writes <aws.scheduler.scheduled-time>.
-SCHEDULED_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+SCHEDULED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # The resource type the schedule's tag manager reports (Tags.of include/exclude filters).
 TAGGED_RESOURCE_TYPE = "Custom::PersonalizeExportSchedule"
 _SCHEDULE_OPTIONS = (
@@ -309,14 +311,17 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         )
 
     def run_input(self, scheduled_time: str | None = None) -> dict[str, Any]:
-        """The export poller's input for a run: what Scheduler starts it with.
+        """The export poller's input for one run of this schedule.
 
         :param scheduled_time: the run's time, for a run started by hand (an integ test, a
             backfill): a UTC time such as ``2026-11-29T02:00:00Z``; the job and folder are named
-            after it. Default: Scheduler's placeholder, filled in at each run.
+            after it. A token is checked only when the run starts. Default: Scheduler's
+            placeholder, which Scheduler fills in at each run (the schedule's own input).
 
-        Start the run with ``states:StartExecution`` on ``self.poller.state_machine`` (see
-        docs/schedules.md, "Start a run by hand").
+        The input holds tokens (ARNs, names, the tags): render it with
+        ``sfn.TaskInput.from_object`` or ``Stack.of(schedule).to_json_string``, not
+        ``json.dumps``. Start the run with ``states:StartExecution`` on
+        ``self.poller.state_machine`` (docs/schedules.md, "Start a run by hand").
         """
         if scheduled_time is not None:
             self._check_scheduled_time(scheduled_time)
@@ -341,7 +346,9 @@ class DatasetExportSchedule(Construct, CompletionEvents):
                 else "default",
                 "StackId": Aws.STACK_ID,
                 "ConstructPath": self.node.path,
-                "ScheduledTime": scheduled_time or scheduler.ContextAttribute.scheduled_time,
+                "ScheduledTime": scheduler.ContextAttribute.scheduled_time
+                if scheduled_time is None
+                else scheduled_time,
             },
             Poll.POLLS: {"Left": polls, "WatchLeft": polls},
             Poll.HANDLE: "",
@@ -355,7 +362,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
                 f"DatasetExportSchedule at '{self.node.path}': run_input(scheduled_time=...) "
                 f"expects str, got {type(scheduled_time).__name__} {scheduled_time!r}"
             )
-        if Token.is_unresolved(scheduled_time) or SCHEDULED_TIME.fullmatch(scheduled_time):
+        if Token.is_unresolved(scheduled_time) or _is_utc_time(scheduled_time):
             return
         raise ValueError(
             f"DatasetExportSchedule at '{self.node.path}': run_input(scheduled_time="
@@ -363,6 +370,17 @@ class DatasetExportSchedule(Construct, CompletionEvents):
             "2026-11-29T02:00:00Z (YYYY-MM-DDTHH:MM:SSZ): the run's job and folder are named "
             "after it"
         )
+
+
+def _is_utc_time(text: str) -> bool:
+    """A real date and time written as Scheduler writes it (ASCII digits only)."""
+    if not SCHEDULED_TIME.fullmatch(text):
+        return False
+    try:
+        datetime.datetime.strptime(text, SCHEDULED_TIME_FORMAT)
+    except ValueError:
+        return False
+    return True
 
 
 def run_name_prefix(schedule: Construct) -> str:

@@ -13,8 +13,9 @@ from personalize_export.poller.parts import granted_so_far
 from personalize_export.poller.retries import retry_briefly
 from personalize_export.runtime.export_job.contract import Poll
 
-# A completion event EventBridge rejects (FailedEntryCount > 0) is sent again this many times in
-# all, PUBLISH_RETRY_SECONDS apart; then the execution ends failed, naming the rejection.
+# A completion event is sent this many times in all while EventBridge rejects it
+# (FailedEntryCount > 0), PUBLISH_RETRY_SECONDS apart; then the execution ends failed, naming the
+# rejection.
 PUBLISH_TRIES = 4
 PUBLISH_RETRY_SECONDS = 30
 EVENT_NOT_PUBLISHED = "CompletionEventNotPublished"
@@ -23,7 +24,7 @@ REJECTED_ENTRY = "EventBridge.FailedEntry"
 
 def publish_completion(scope: Construct, *, buses: list[str], then: sfn.IChainable) -> sfn.Chain:
     """The completion event. A failed call is retried; an entry EventBridge rejects
-    (PutEvents answers 200 with FailedEntryCount) is sent again PUBLISH_TRIES times. Either
+    (PutEvents answers 200 with FailedEntryCount) is sent up to PUBLISH_TRIES times in all. Either
     way `then` follows, with EventError set when the event was lost."""
     publish = _put_completion_event(scope, buses)
     publish.add_catch(
