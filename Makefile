@@ -1,6 +1,7 @@
 # make synth: set everything up, then synthesize the demo app with the real CDK CLI.
 # make test:  set everything up, then lint, type-check and run the whole test suite.
 # make wheel: build the library's wheel into dist/ (needs only Python and pip, not setup).
+# make lock:  re-resolve requirements-dev.txt in a throwaway venv and rewrite constraints.txt.
 # make integ: deploy, assert and destroy the integ/ apps on your AWS account (docs/integration-tests.md).
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +17,7 @@ PACKAGE_FILES := $(sort $(filter-out %/__pycache__ %.pyc,$(wildcard constructs/p
 	constructs/personalize_export/*/* lambda/*.py lambda/export_job/*)))
 PACKAGE_LIST := $(VENV)/.package-files
 
-.PHONY: setup synth test lint typecheck unit bench wheel clean integ integ-snapshot FORCE
+.PHONY: setup synth test lint typecheck unit bench wheel lock clean integ integ-snapshot FORCE
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -24,9 +25,10 @@ $(PACKAGE_LIST): FORCE
 	@mkdir -p $(VENV)
 	@echo '$(PACKAGE_FILES)' | cmp -s - $@ || echo '$(PACKAGE_FILES)' > $@
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(PACKAGE_LIST)
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(PACKAGE_LIST)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+		-c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		--config-settings editable_mode=strict -e .
 	touch $@
@@ -63,6 +65,17 @@ wheel:
 	rm -rf build/lib build/bdist.*
 	$(PYTHON) -m pip wheel --no-deps --quiet --disable-pip-version-check $(WHEEL_FLAGS) -w dist .
 	@ls dist/personalize_export-*.whl
+
+# The header (its comment lines) is kept; pip itself comes with the venv and is not locked.
+LOCK_VENV := build/lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	{ grep '^#' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable \
+		| grep -iv '^pip=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build dist *.egg-info
