@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler
@@ -17,6 +18,7 @@ from conftest import HANDLER_ACCESS_KEY, new_app
 from harness.cloudformation import Harness, HarnessDeployment
 from harness.responses import TOO_LONG
 from local_server import LocalServer
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from personalize_standin import ACTIVE, PersonalizeStandIn
 
 from personalize_export import DatasetExportJob
@@ -272,3 +274,28 @@ def test_local_servers_print_errors_but_not_callers_that_hung_up(
         server.server_close()
 
     assert (type(error).__name__ in capsys.readouterr().err) is printed
+
+
+def test_an_execution_stopped_before_its_thread_got_going_is_aborted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    harness = Harness.get()
+    may_parse = threading.Event()
+    parse = ExecutionWorker._get_evaluation_entrypoint
+
+    def slow_to_parse(worker: ExecutionWorker) -> object:
+        may_parse.wait(10)
+        return parse(worker)
+
+    monkeypatch.setattr(ExecutionWorker, "_get_evaluation_entrypoint", slow_to_parse)
+    hold = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    machine = harness.step_functions.create_state_machine(
+        "stopped-at-once", json.dumps(hold), "arn:aws:iam::123456789012:role/sfn"
+    )
+    with harness.clock.actor():  # no virtual time passes: the Wait state can't end by itself
+        started = harness.step_functions.call("StartExecution", {"stateMachineArn": machine})
+        threading.Timer(0.2, may_parse.set).start()
+        harness.step_functions.stop_all_executions()
+    harness.clock.wait_until_idle()
+
+    assert harness.step_functions.describe_execution(started["executionArn"])["status"] == "ABORTED"

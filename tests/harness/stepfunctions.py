@@ -8,6 +8,8 @@ Harness patches (never product code), each for a place where moto reads real tim
 - an execution is an actor of the virtual clock from StartExecution until it ends;
 - the states run in a thread that is an actor, and the state machine's TimeoutSeconds is a wait
   on the virtual clock (moto joins that thread in real time);
+- StopExecution right after StartExecution waits for the execution's thread to have built what
+  moto stops (it would fail inside moto with an AttributeError; on AWS the stop simply works);
 - Retry intervals (`retrier_decl.time.sleep`) and Wait states (`WaitFunction._wait_interval`)
   sleep on the virtual clock.
 And where moto's port differs from Step Functions:
@@ -33,6 +35,7 @@ import functools
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,6 +80,8 @@ MOTO_CONFIG: DefaultConfig = {
 SFN_HOST = "https://states.{region}.amazonaws.com"
 SFN_TARGET_PREFIX = "AWSStepFunctions."
 NEVER = 10.0**12
+# How long a StopExecution waits, in real time, for an execution's thread to get going.
+STOP_WAIT_SECONDS = 30.0
 # How the harness names task errors (see the module docstring).
 MODELLED = "modelled"
 BY_CODE = "by-code"
@@ -100,6 +105,7 @@ class StepFunctions:
     def start(self) -> StepFunctions:
         self._mock.start()
         self._patch_time()
+        self._stop_once_started()
         self._patch_aws_sdk_integrations()
         self._reuse_clients()
         self._parse_paths_once()
@@ -175,6 +181,19 @@ class StepFunctions:
                     env.set_timed_out()
 
         self._patch(Program, "eval", eval_on_clock)
+
+    def _stop_once_started(self) -> None:
+        worker = execution_worker.ExecutionWorker
+        real_stop = worker.stop
+
+        def stop(self: Any, stop_date: datetime.datetime, error: Any, cause: Any) -> None:
+            # The worker's thread parses the definition before it sets `env`, which stop() uses.
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+            while self.env is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            real_stop(self, stop_date=stop_date, error=error, cause=cause)
+
+        self._patch(worker, "stop", stop)
 
     def _reuse_clients(self) -> None:
         """moto builds a new boto3 client for every task call: reuse one per service and region
