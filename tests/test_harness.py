@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import ssl
-import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler
@@ -276,26 +276,31 @@ def test_local_servers_print_errors_but_not_callers_that_hung_up(
     assert (type(error).__name__ in capsys.readouterr().err) is printed
 
 
-def test_an_execution_stopped_before_its_thread_got_going_is_aborted(
+def test_an_execution_stopped_as_soon_as_it_started_is_aborted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     harness = Harness.get()
-    may_parse = threading.Event()
-    parse = ExecutionWorker._get_evaluation_entrypoint
+    parse, stop = ExecutionWorker._get_evaluation_entrypoint, ExecutionWorker.stop
+    stopped_before_it_could_be: list[bool] = []
 
     def slow_to_parse(worker: ExecutionWorker) -> object:
-        may_parse.wait(10)
+        time.sleep(1)  # real time: whoever stops it sooner finds nothing to stop in moto
         return parse(worker)
 
+    def recording_stop(worker: ExecutionWorker, **details: object) -> None:
+        stopped_before_it_could_be.append(worker.env is None)
+        stop(worker, **details)  # type: ignore[arg-type]
+
     monkeypatch.setattr(ExecutionWorker, "_get_evaluation_entrypoint", slow_to_parse)
+    monkeypatch.setattr(ExecutionWorker, "stop", recording_stop)
     hold = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}}
     machine = harness.step_functions.create_state_machine(
         "stopped-at-once", json.dumps(hold), "arn:aws:iam::123456789012:role/sfn"
     )
     with harness.clock.actor():  # no virtual time passes: the Wait state can't end by itself
         started = harness.step_functions.call("StartExecution", {"stateMachineArn": machine})
-        threading.Timer(0.2, may_parse.set).start()
         harness.step_functions.stop_all_executions()
     harness.clock.wait_until_idle()
 
+    assert stopped_before_it_could_be == [False]
     assert harness.step_functions.describe_execution(started["executionArn"])["status"] == "ABORTED"

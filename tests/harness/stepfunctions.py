@@ -8,8 +8,8 @@ Harness patches (never product code), each for a place where moto reads real tim
 - an execution is an actor of the virtual clock from StartExecution until it ends;
 - the states run in a thread that is an actor, and the state machine's TimeoutSeconds is a wait
   on the virtual clock (moto joins that thread in real time);
-- StopExecution right after StartExecution waits for the execution's thread to have built what
-  moto stops (it would fail inside moto with an AttributeError; on AWS the stop simply works);
+- StartExecution returns once the execution's thread has built the environment moto's
+  StopExecution acts on (a stop that came sooner would fail inside moto; on AWS it just works);
 - Retry intervals (`retrier_decl.time.sleep`) and Wait states (`WaitFunction._wait_interval`)
   sleep on the virtual clock.
 And where moto's port differs from Step Functions:
@@ -35,7 +35,6 @@ import functools
 import json
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,8 +79,6 @@ MOTO_CONFIG: DefaultConfig = {
 SFN_HOST = "https://states.{region}.amazonaws.com"
 SFN_TARGET_PREFIX = "AWSStepFunctions."
 NEVER = 10.0**12
-# How long a StopExecution waits, in real time, for an execution's thread to get going.
-STOP_WAIT_SECONDS = 30.0
 # How the harness names task errors (see the module docstring).
 MODELLED = "modelled"
 BY_CODE = "by-code"
@@ -105,7 +102,6 @@ class StepFunctions:
     def start(self) -> StepFunctions:
         self._mock.start()
         self._patch_time()
-        self._stop_once_started()
         self._patch_aws_sdk_integrations()
         self._reuse_clients()
         self._parse_paths_once()
@@ -145,16 +141,25 @@ class StepFunctions:
 
         def start_as_actor(self: Any) -> None:
             run = self._execution_logic
-            running = threading.Event()
+            build_environment = self._get_evaluation_environment
+            stoppable = threading.Event()
+
+            def environment() -> Any:
+                self.env = build_environment()
+                stoppable.set()
+                return self.env
 
             def logic() -> None:
                 with clock.actor():
-                    running.set()
-                    run()
+                    try:
+                        run()
+                    finally:
+                        stoppable.set()  # a definition moto can't parse never builds one
 
+            self._get_evaluation_environment = environment
             self._execution_logic = logic
             real_start(self)  # type: ignore[no-untyped-call]
-            running.wait()
+            stoppable.wait()
 
         self._patch(worker, "start", start_as_actor)
 
@@ -181,19 +186,6 @@ class StepFunctions:
                     env.set_timed_out()
 
         self._patch(Program, "eval", eval_on_clock)
-
-    def _stop_once_started(self) -> None:
-        worker = execution_worker.ExecutionWorker
-        real_stop = worker.stop
-
-        def stop(self: Any, stop_date: datetime.datetime, error: Any, cause: Any) -> None:
-            # The worker's thread parses the definition before it sets `env`, which stop() uses.
-            deadline = time.monotonic() + STOP_WAIT_SECONDS
-            while self.env is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            real_stop(self, stop_date=stop_date, error=error, cause=cause)
-
-        self._patch(worker, "stop", stop)
 
     def _reuse_clients(self) -> None:
         """moto builds a new boto3 client for every task call: reuse one per service and region
