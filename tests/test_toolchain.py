@@ -8,6 +8,7 @@ from importlib import metadata
 
 from conftest import REPO
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as canonical
 from packaging.version import Version
 
 LOCK = REPO / "constraints.txt"
@@ -16,12 +17,12 @@ REQUIREMENT_FILES = ("requirements.txt", "requirements-dev.txt")
 NOT_LOCKED = {"pip", "personalize-export"}
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def lock_lines() -> list[str]:
+    return [line for line in LOCK.read_text().splitlines() if line and line[0] != "#"]
 
 
 def locked_versions() -> dict[str, str]:
-    pins = (Requirement(line) for line in LOCK.read_text().splitlines() if line and line[0] != "#")
+    pins = (Requirement(line) for line in lock_lines())
     return {canonical(pin.name): str(pin.specifier).removeprefix("==") for pin in pins}
 
 
@@ -81,6 +82,6 @@ def test_the_pinned_cli_meets_the_minimum_every_assembly_asks_for() -> None:
 
 
 def test_the_lock_holds_only_exact_pins() -> None:
-    lines = [line for line in LOCK.read_text().splitlines() if line and line[0] != "#"]
+    lines = lock_lines()
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[^\s=<>~!,;]+", line) for line in lines)
     assert not {canonical(line.split("==")[0]) for line in lines} & NOT_LOCKED
