@@ -21,7 +21,7 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from personalize_export import validation
+from personalize_export import schedule_rules, validation
 from personalize_export.acknowledgments import acknowledge_export_objects
 from personalize_export.completion_event import CompletionEvents
 from personalize_export.dataset_export_job import IngestionMode, chosen_ingestion_mode
@@ -266,7 +266,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
         problems = [
             *validation.check_dataset_arn(dataset_arn, Stack.of(self).region),
             *validation.check_ingestion_mode(mode),
-            *validation.check_schedule(schedule.expression_string),
+            *schedule_rules.check_schedule(schedule.expression_string),
             *ExportDestination.problems(
                 self,
                 destination_props,
@@ -275,7 +275,7 @@ class DatasetExportSchedule(Construct, CompletionEvents):
                 dataset_arn=dataset_arn,
             ),
             *validation.check_tags(tags),
-            *validation.check_keep(keep),
+            *schedule_rules.check_keep(keep),
             *(table.problems(partitioned=True) if table else []),
         ]
         if problems:

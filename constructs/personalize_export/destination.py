@@ -18,7 +18,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct, IDependable
 
-from personalize_export import validation
+from personalize_export import schedule_rules, validation
 from personalize_export.access_logs import hardened_bucket
 
 PERSONALIZE = "personalize.amazonaws.com"
@@ -152,7 +152,7 @@ class ExportDestination:
                 props.output_prefix, prefix, bucket_name, folder_length
             ),
             *_destination_clashes(owner, props.bucket, prefix),
-            *validation.check_keep_scope(keep, prefix, _bucket_label(props.bucket)),
+            *schedule_rules.check_keep_scope(keep, prefix, _bucket_label(props.bucket)),
             *_bucket_region_problems(owner, props.bucket, dataset_arn),
             *validation.check_role_arn(props.role.role_arn if props.role else None),
             *_role_trust_problems(props.role),
